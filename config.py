@@ -1,0 +1,152 @@
+"""Configuration classes, read from ``TICKETING_*`` environment variables.
+
+This is the only module that reads the environment. ``create_app`` picks a class by name
+(``development``, ``testing``, ``production``) or takes a ready object. Every variable is
+listed, with its default, in README.md under "Configuration".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot run; the message names the variable."""
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def normalise_database_url(url: str) -> str:
+    """Let operators write ``postgresql://``; we always drive PostgreSQL with psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class BaseConfig:
+    """Values shared by every mode. Attributes in UPPER case become ``app.config`` keys."""
+
+    ENV_NAME = "base"
+    REQUIRE_KEYS_FROM_ENV = False
+    TESTING = False
+    DEBUG = False
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.INSTANCE_PATH: str | None = env.get("TICKETING_INSTANCE_PATH") or None
+        self.DATABASE_URL: str | None = env.get("TICKETING_DATABASE_URL") or None
+        self.SECRET_KEY: str | None = env.get("TICKETING_SECRET_KEY") or None
+        self.MASTER_KEYS: str | None = env.get("TICKETING_MASTER_KEYS") or None
+        self.BLIND_INDEX_KEY: str | None = env.get("TICKETING_BLIND_INDEX_KEY") or None
+        self.SIGNING_KEY: str | None = env.get("TICKETING_SIGNING_KEY") or None
+        self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
+        self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
+        self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or "demo"
+        self.MAIL_FROM = env.get("TICKETING_MAIL_FROM") or "Guichet <tickets@localhost>"
+        self.SMTP_HOST: str | None = env.get("TICKETING_SMTP_HOST") or None
+        self.SMTP_PORT = _int(env, "TICKETING_SMTP_PORT", 587)
+        self.SMTP_USERNAME: str | None = env.get("TICKETING_SMTP_USERNAME") or None
+        self.SMTP_PASSWORD: str | None = env.get("TICKETING_SMTP_PASSWORD") or None
+        self.SMTP_STARTTLS = _flag(env.get("TICKETING_SMTP_STARTTLS"), True)
+        self.SMTP_TIMEOUT = _int(env, "TICKETING_SMTP_TIMEOUT", 10)
+        self.RATELIMIT_STORAGE_URI = env.get("TICKETING_RATELIMIT_STORAGE_URL") or "memory://"
+        self.RATELIMIT_ENABLED = _flag(env.get("TICKETING_RATELIMIT_ENABLED"), True)
+        self.LOG_LEVEL = (env.get("TICKETING_LOG_LEVEL") or "INFO").upper()
+        self.SESSION_COOKIE_SECURE = _flag(env.get("TICKETING_SECURE_COOKIES"), self.REQUIRE_KEYS_FROM_ENV)
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+        if self.DATABASE_URL:
+            self.DATABASE_URL = normalise_database_url(self.DATABASE_URL)
+        self._check()
+
+    # Fixed settings, the same in every mode.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "guichet_session"
+    MAX_CONTENT_LENGTH = 64 * 1024
+    WTF_CSRF_TIME_LIMIT = None
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+    LANGUAGES = ("en", "fr")
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    def _check(self) -> None:
+        if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
+            raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
+        if self.PAYMENT_PROVIDER not in {"demo"}:
+            raise ConfigError(
+                f"TICKETING_PAYMENT_PROVIDER={self.PAYMENT_PROVIDER!r} is not available; "
+                "this version offers 'demo' (paid orders) and 'free' (price 0, automatic)"
+            )
+
+    def as_mapping(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in dir(self) if name.isupper()}
+
+
+class DevelopmentConfig(BaseConfig):
+    """The embedded default: SQLite, keys and mail outbox in the instance folder."""
+
+    ENV_NAME = "development"
+
+
+class TestingConfig(BaseConfig):
+    ENV_NAME = "testing"
+    TESTING = True
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(environ)
+        self.WTF_CSRF_ENABLED = True
+        self.HOLD_MINUTES = 10
+
+
+class ProductionConfig(BaseConfig):
+    """Refuses to start without the keys and database an operator must provide."""
+
+    ENV_NAME = "production"
+    REQUIRE_KEYS_FROM_ENV = True
+
+    REQUIRED = (
+        ("DATABASE_URL", "TICKETING_DATABASE_URL"),
+        ("SECRET_KEY", "TICKETING_SECRET_KEY"),
+        ("MASTER_KEYS", "TICKETING_MASTER_KEYS"),
+        ("BLIND_INDEX_KEY", "TICKETING_BLIND_INDEX_KEY"),
+        ("SIGNING_KEY", "TICKETING_SIGNING_KEY"),
+    )
+
+    def _check(self) -> None:
+        super()._check()
+        for attribute, variable in self.REQUIRED:
+            if not getattr(self, attribute):
+                raise ConfigError(f"production mode needs {variable}; it is not set")
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_name(name: str | None = None) -> BaseConfig:
+    """Build the config named, or the one ``TICKETING_ENV`` names (development by default)."""
+    chosen = name or os.environ.get("TICKETING_ENV") or "development"
+    try:
+        return CONFIGS[chosen]()
+    except KeyError:
+        raise ConfigError(f"TICKETING_ENV={chosen!r} is unknown; use one of {', '.join(CONFIGS)}") from None

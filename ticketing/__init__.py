@@ -1,0 +1,230 @@
+"""Guichet: ethical ticketing. ``create_app`` builds the Flask application."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import traceback
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, render_template, request, session
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from config import BaseConfig, ConfigError, config_from_name
+from ticketing.crypto import KeyRing, generate_key_file, load_keyring
+from ticketing.crypto.keys import KeyConfigError
+from ticketing.errors import GuichetError
+from ticketing.extensions import babel, csrf, db, limiter, migrate
+from ticketing.models import configure_engine
+from ticketing.web import problem, problem_from_error, wants_json
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = PROJECT_ROOT / "migrations"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; media-src 'self' blob:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+# Secret parts of URLs (order links, payment pages) are cut out of request logs.
+SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[A-Z0-9-]{1,16}/)[A-Za-z0-9_\-]+")
+
+
+class RedactSecretPaths(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                SECRET_PATH.sub(r"\1[token]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = SECRET_PATH.sub(r"\1[token]", record.msg)
+        return True
+
+
+def _load_config(config_name_or_object: str | BaseConfig | None) -> BaseConfig:
+    if config_name_or_object is None or isinstance(config_name_or_object, str):
+        return config_from_name(config_name_or_object)
+    return config_name_or_object
+
+
+def _keyring(app: Flask, config: BaseConfig) -> KeyRing:
+    """Keys from the environment, or (outside production) a key file made once."""
+    values = {
+        "secret_key": config.SECRET_KEY,
+        "master_keys": config.MASTER_KEYS,
+        "blind_index_key": config.BLIND_INDEX_KEY,
+        "signing_key": config.SIGNING_KEY,
+    }
+    if not all(values.values()):
+        if config.REQUIRE_KEYS_FROM_ENV:
+            raise ConfigError("production mode needs every key in the environment")
+        generated = generate_key_file(Path(app.instance_path) / "keys.json")
+        values = {name: value or generated[name] for name, value in values.items()}
+    try:
+        ring = load_keyring(**values)  # type: ignore[arg-type]
+    except KeyConfigError as error:
+        raise ConfigError(str(error)) from None
+    app.config["SECRET_KEY"] = values["secret_key"]
+    return ring
+
+
+def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
+    config = _load_config(config_name_or_object)
+    instance_path = config.INSTANCE_PATH or str(PROJECT_ROOT / "instance")
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(instance_path),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_mapping(config.as_mapping())
+    app.config["ENV_NAME"] = config.ENV_NAME
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
+    app.config["SQLALCHEMY_DATABASE_URI"] = config.DATABASE_URL or (
+        "sqlite:///" + str(Path(app.instance_path) / "guichet.sqlite3")
+    )
+    app.extensions["guichet.keyring"] = _keyring(app, config)
+
+    _configure_logging(app)
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    babel.init_app(app, locale_selector=_select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_template_helpers(app)
+    app.after_request(_security_headers)
+
+    from ticketing.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    logging.getLogger("ticketing").setLevel(app.config["LOG_LEVEL"])
+    redact = RedactSecretPaths()
+    logging.getLogger("werkzeug").addFilter(redact)
+    logging.getLogger("gunicorn.access").addFilter(redact)
+
+
+def _select_locale() -> str:
+    chosen = session.get("lang") if request else None
+    if chosen in ("en", "fr"):
+        return chosen
+    return request.accept_languages.best_match(["en", "fr"]) or "en"
+
+
+def _register_blueprints(app: Flask) -> None:
+    from ticketing.catalog.api import bp as catalog_api
+    from ticketing.catalog.routes import bp as catalog_pages
+    from ticketing.checkout.api import bp as checkout_api
+    from ticketing.checkout.routes import bp as checkout_pages
+    from ticketing.openapi import bp as openapi
+    from ticketing.payments import provider_from_config
+    from ticketing.payments.routes import bp as payment_pages
+    from ticketing.site import bp as site
+
+    app.extensions["guichet.payments"] = provider_from_config(app.config)
+    for blueprint in (catalog_api, checkout_api, openapi):
+        csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
+        app.register_blueprint(blueprint)
+    for blueprint in (site, catalog_pages, checkout_pages, payment_pages):
+        app.register_blueprint(blueprint)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    log = logging.getLogger("ticketing")
+
+    def page(status: int, title: str, detail: str) -> tuple[str, int]:
+        return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+    @app.errorhandler(GuichetError)
+    def guichet_error(error: GuichetError) -> Any:
+        if wants_json():
+            return problem_from_error(error)
+        return page(error.status, error.title if error.status >= 500 else _(error.title), error.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        title = error.name
+        detail = _http_detail(status)
+        if wants_json():
+            code = title.lower().replace(" ", "_")
+            response = problem(status, code, title, detail)
+            valid_methods = getattr(error, "valid_methods", None)
+            if status == 405 and valid_methods:
+                response.headers["Allow"] = ", ".join(valid_methods)
+            return response
+        return page(status, _(title), detail)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        # The type and the stack, never the message: it could quote personal input.
+        stack = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unexpected %s at %s %s\n%s", type(error).__name__, request.method, request.url_rule, stack)
+        detail = _("Something went wrong on our side. Nothing was charged twice; please try again.")
+        if wants_json():
+            return problem(500, "internal_error", "Internal error", detail)
+        return page(500, _("Internal error"), detail)
+
+
+def _http_detail(status: int) -> str:
+    details = {
+        400: _("The request could not be understood. If you sent a form, reload the page and try again."),
+        401: _("Authentication is required."),
+        403: _("You are not allowed to do this."),
+        404: _("There is nothing at this address."),
+        405: _("This address does not accept this method."),
+        413: _("The request is too large."),
+        415: _("This content type is not accepted."),
+        429: _("Too many requests. Wait a minute and try again."),
+    }
+    return details.get(status, _("The request could not be completed."))
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from ticketing.display import register_filters
+
+    register_filters(app)
+
+    @app.context_processor
+    def globals_for_templates() -> dict[str, Any]:
+        return {
+            "test_mode": app.extensions["guichet.payments"].is_test_mode,
+            "current_locale": str(get_locale() or "en"),
+        }
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders")):
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def check_database() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        db.session.rollback()
+        return False

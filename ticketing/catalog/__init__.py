@@ -1,0 +1,1 @@
+"""Organisers, events and ticket types; the public event pages."""

@@ -1,0 +1,138 @@
+"""``/api/v1`` for events: public reads, and organiser writes behind an API token."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from flask_babel import gettext as _
+
+from ticketing.catalog import services
+from ticketing.catalog.models import Event, Organizer, TicketType
+from ticketing.catalog.signals import refresh_availability
+from ticketing.errors import Invalid
+from ticketing.extensions import db
+from ticketing.models import utcnow
+from ticketing.web import bearer_token, json_body
+
+bp = Blueprint("catalog_api", __name__, url_prefix="/api/v1")
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def ticket_type_json(ticket_type: TicketType, event: Event, now: dt.datetime) -> dict[str, Any]:
+    state = services.sale_state(ticket_type, event, now)
+    return {
+        "id": str(ticket_type.id),
+        "name": ticket_type.name,
+        "price_cents": ticket_type.price_cents,
+        "fee_cents": ticket_type.fee_cents,
+        "currency": event.currency,
+        "capacity": ticket_type.capacity,
+        "available": state.available,
+        "sale_state": state.state,
+        "sale_starts_at": _time(ticket_type.sale_starts_at),
+        "sale_ends_at": _time(ticket_type.sale_ends_at),
+        "max_per_order": ticket_type.max_per_order,
+        "grants": ticket_type.grants,
+    }
+
+
+def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(event.id),
+        "title": event.title,
+        "description": event.description,
+        "venue": {"name": event.venue_name, "address": event.venue_address},
+        "starts_at": _time(event.starts_at),
+        "ends_at": _time(event.ends_at),
+        "doors_at": _time(event.doors_at),
+        "timezone": event.timezone,
+        "mode": event.mode,
+        "status": event.status,
+        "currency": event.currency,
+        "ask_name": event.ask_name,
+        "ask_postcode": event.ask_postcode,
+        "ticket_types": [ticket_type_json(t, event, now) for t in event.ticket_types],
+    }
+    if for_organizer:
+        body["sold"] = {str(t.id): t.sold for t in event.ticket_types}
+        body["held"] = {str(t.id): t.reserved for t in event.ticket_types}
+    return body
+
+
+def _organizer() -> Organizer:
+    return services.authenticate_organizer(db.session, bearer_token())
+
+
+@bp.get("/events")
+def list_events() -> Response:
+    now = utcnow()
+    return jsonify(events=[event_json(e, now) for e in services.list_upcoming_events(db.session, now)])
+
+
+@bp.get("/events/<event_id>")
+def get_event(event_id: str) -> Response:
+    now = utcnow()
+    event = services.get_public_event(db.session, event_id)
+    if refresh_availability(event.id, now):
+        event = services.get_public_event(db.session, event_id)
+    return jsonify(event_json(event, now))
+
+
+@bp.get("/organizer/events")
+def list_own_events() -> Response:
+    organizer = _organizer()
+    now = utcnow()
+    events = services.list_organizer_events(db.session, organizer)
+    return jsonify(events=[event_json(e, now, for_organizer=True) for e in events])
+
+
+@bp.post("/events")
+def create_event() -> tuple[Response, int]:
+    organizer = _organizer()
+    event = services.create_event(db.session, organizer, _object_body(), utcnow())
+    return jsonify(event_json(event, utcnow(), for_organizer=True)), 201
+
+
+@bp.patch("/events/<event_id>")
+def update_event(event_id: str) -> Response:
+    organizer = _organizer()
+    event = services.get_own_event(db.session, organizer, event_id)
+    event = services.update_event(db.session, event, _object_body(), utcnow())
+    return jsonify(event_json(event, utcnow(), for_organizer=True))
+
+
+@bp.post("/events/<event_id>/publish")
+def publish_event(event_id: str) -> Response:
+    organizer = _organizer()
+    event = services.get_own_event(db.session, organizer, event_id)
+    event = services.publish_event(db.session, event, utcnow())
+    return jsonify(event_json(event, utcnow(), for_organizer=True))
+
+
+@bp.post("/events/<event_id>/ticket-types")
+def add_ticket_type(event_id: str) -> tuple[Response, int]:
+    organizer = _organizer()
+    event = services.get_own_event(db.session, organizer, event_id)
+    ticket_type = services.add_ticket_type(db.session, event, _object_body(), utcnow())
+    return jsonify(ticket_type_json(ticket_type, event, utcnow())), 201
+
+
+@bp.patch("/events/<event_id>/ticket-types/<ticket_type_id>")
+def update_ticket_type(event_id: str, ticket_type_id: str) -> Response:
+    organizer = _organizer()
+    event = services.get_own_event(db.session, organizer, event_id)
+    ticket_type = services.get_own_ticket_type(db.session, event, ticket_type_id)
+    ticket_type = services.update_ticket_type(db.session, event, ticket_type, _object_body(), utcnow())
+    return jsonify(ticket_type_json(ticket_type, event, utcnow()))
+
+
+def _object_body() -> dict[str, Any]:
+    payload = json_body()
+    if not isinstance(payload, dict):
+        raise Invalid(_("The body must be a JSON object."), errors={"": _("The body must be a JSON object.")})
+    return payload

@@ -1,0 +1,100 @@
+"""Organisers, events and ticket types. No personal data lives here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ticketing.models import Base, UTCDateTime, new_id, utcnow
+
+EVENT_MODES = ("in_person", "livestream", "hybrid")
+EVENT_STATUSES = ("draft", "published", "cancelled")
+
+
+class Organizer(Base):
+    __tablename__ = "organizer"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    api_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Event(Base):
+    __tablename__ = "event"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint(f"mode IN {EVENT_MODES!r}", name="mode"),
+        CheckConstraint(f"status IN {EVENT_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizer.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    venue_name: Mapped[str] = mapped_column(String(200), default="")
+    venue_address: Mapped[str] = mapped_column(String(500), default="")
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    doors_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    mode: Mapped[str] = mapped_column(String(16), default="in_person")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    ask_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    ask_postcode: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    organizer: Mapped[Organizer] = relationship()
+    ticket_types: Mapped[list[TicketType]] = relationship(
+        back_populates="event", order_by="TicketType.position, TicketType.created_at"
+    )
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == "published"
+
+
+class TicketType(Base):
+    """Capacity is enforced on ``reserved + sold``; see ``checkout.services.hold_tickets``."""
+
+    __tablename__ = "ticket_type"
+    __table_args__ = (
+        CheckConstraint("price_cents >= 0", name="price"),
+        CheckConstraint("fee_cents >= 0", name="fee"),
+        CheckConstraint("capacity >= 0", name="capacity"),
+        CheckConstraint("reserved >= 0 AND sold >= 0", name="counters"),
+        CheckConstraint("reserved + sold <= capacity", name="not_oversold"),
+        CheckConstraint("max_per_order >= 1", name="max_per_order"),
+        CheckConstraint("grants_entry OR grants_stream", name="grants"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    price_cents: Mapped[int] = mapped_column(Integer, default=0)
+    fee_cents: Mapped[int] = mapped_column(Integer, default=0)
+    capacity: Mapped[int] = mapped_column(Integer)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    sold: Mapped[int] = mapped_column(Integer, default=0)
+    sale_starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sale_ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    max_per_order: Mapped[int] = mapped_column(Integer, default=10)
+    grants_entry: Mapped[bool] = mapped_column(Boolean, default=True)
+    grants_stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    event: Mapped[Event] = relationship(back_populates="ticket_types")
+
+    @property
+    def available(self) -> int:
+        return max(0, self.capacity - self.reserved - self.sold)
+
+    @property
+    def grants(self) -> list[str]:
+        return [name for name, on in (("entry", self.grants_entry), ("stream", self.grants_stream)) if on]

@@ -1,0 +1,286 @@
+"""Catalogue rules: who may see and change an event, and what is on sale when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from ticketing.catalog.models import EVENT_MODES, Event, Organizer, TicketType
+from ticketing.crypto import hash_token, new_token
+from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
+from ticketing.forms import FieldParser, timezone_or_none
+
+CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK")
+MAX_CAPACITY = 1_000_000
+MAX_PRICE_CENTS = 10_000_000
+MAX_PER_ORDER = 50
+
+
+@dataclass(frozen=True)
+class SaleState:
+    """What a buyer can do with a ticket type right now, and why not."""
+
+    state: str  # "open", "not_yet", "ended", "sold_out", "unavailable"
+    available: int
+    opens_at: dt.datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+def sale_state(ticket_type: TicketType, event: Event, now: dt.datetime) -> SaleState:
+    available = ticket_type.available
+    if event.status != "published":
+        return SaleState("unavailable", available)
+    if ticket_type.sale_starts_at and now < ticket_type.sale_starts_at:
+        return SaleState("not_yet", available, ticket_type.sale_starts_at)
+    ends = ticket_type.sale_ends_at or event.ends_at
+    if now >= ends:
+        return SaleState("ended", available)
+    if available <= 0:
+        return SaleState("sold_out", 0)
+    return SaleState("open", available)
+
+
+def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Organizer, str]:
+    """Return the organiser and their API token; the token is shown once, only its hash kept."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid(_("An organiser needs a name of 1 to 200 characters."), errors={"name": "1 to 200 characters"})
+    token = new_token()
+    organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
+    session.add(organizer)
+    session.commit()
+    return organizer, token
+
+
+def authenticate_organizer(session: Session, token: str | None) -> Organizer:
+    if not token:
+        raise Unauthorized(_("Send the organiser API token as 'Authorization: Bearer <token>'."))
+    organizer = session.execute(select(Organizer).where(Organizer.api_token_hash == hash_token(token))).scalar()
+    if organizer is None:
+        raise Unauthorized(_("This API token is not valid."), code="invalid_token")
+    return organizer
+
+
+def list_upcoming_events(session: Session, now: dt.datetime) -> list[Event]:
+    return list(
+        session.execute(
+            select(Event)
+            .where(Event.status == "published", Event.ends_at > now)
+            .options(selectinload(Event.ticket_types))
+            .order_by(Event.starts_at)
+        ).scalars()
+    )
+
+
+def list_organizer_events(session: Session, organizer: Organizer) -> list[Event]:
+    return list(
+        session.execute(
+            select(Event)
+            .where(Event.organizer_id == organizer.id)
+            .options(selectinload(Event.ticket_types))
+            .order_by(Event.starts_at)
+        ).scalars()
+    )
+
+
+def parse_uuid(value: str, what: str = "event") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(_("No such %(what)s.", what=what)) from None
+
+
+def get_public_event(session: Session, event_id: str) -> Event:
+    """Published and cancelled events are public; a draft is as if it did not exist."""
+    event = session.execute(
+        select(Event)
+        .where(Event.id == parse_uuid(event_id), Event.status != "draft")
+        .options(selectinload(Event.ticket_types))
+    ).scalar()
+    if event is None:
+        raise NotFound(_("No such event."))
+    return event
+
+
+def get_own_event(session: Session, organizer: Organizer, event_id: str) -> Event:
+    """Another organiser's event answers 404, not 403: ids are not confirmed to strangers."""
+    event = session.get(Event, parse_uuid(event_id))
+    if event is None or event.organizer_id != organizer.id:
+        raise NotFound(_("No such event."))
+    return event
+
+
+def _parse_event(payload: Mapping[str, Any], event: Event | None) -> dict[str, Any]:
+    creating = event is None
+    fields = FieldParser(payload)
+    values: dict[str, Any] = {}
+    timezone_name = fields.text("timezone", max_length=64) or (event.timezone if event else "Europe/Paris")
+    zone = timezone_or_none(timezone_name)
+    if zone is None:
+        fields.fail("timezone", _("Unknown time zone; use a name like Europe/Paris."))
+        zone = timezone_or_none("UTC")
+        assert zone is not None
+    if fields.has("timezone") or creating:
+        values["timezone"] = timezone_name
+    readers = {
+        "title": lambda: fields.text("title", required=creating, max_length=200),
+        "description": lambda: fields.text("description", max_length=10_000, multiline=True, default=""),
+        "venue_name": lambda: fields.text("venue_name", max_length=200, default=""),
+        "venue_address": lambda: fields.text("venue_address", max_length=500, multiline=True, default=""),
+        "starts_at": lambda: fields.instant("starts_at", zone=zone, required=creating),
+        "ends_at": lambda: fields.instant("ends_at", zone=zone, required=creating),
+        "doors_at": lambda: fields.instant("doors_at", zone=zone),
+        "mode": lambda: fields.choice("mode", EVENT_MODES, default="in_person"),
+        "currency": lambda: fields.choice("currency", CURRENCIES, default="EUR"),
+        "ask_name": lambda: fields.boolean("ask_name", default=False),
+        "ask_postcode": lambda: fields.boolean("ask_postcode", default=False),
+    }
+    for name, read in readers.items():
+        if creating or fields.has(name):
+            values[name] = read()
+    unknown = set(payload) - set(readers) - {"timezone"}
+    for name in sorted(unknown):
+        fields.fail(name, _("Unknown field."))
+    fields.finish()
+    starts = values.get("starts_at") or (event.starts_at if event else None)
+    ends = values.get("ends_at") or (event.ends_at if event else None)
+    doors = values.get("doors_at") if "doors_at" in values else (event.doors_at if event else None)
+    if starts and ends and ends <= starts:
+        fields.fail("ends_at", _("The event must end after it starts."))
+    if doors and starts and doors > starts:
+        fields.fail("doors_at", _("Doors must open before the event starts."))
+    fields.finish()
+    return values
+
+
+def create_event(session: Session, organizer: Organizer, payload: Mapping[str, Any], now: dt.datetime) -> Event:
+    values = _parse_event(payload, None)
+    event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
+    session.add(event)
+    session.commit()
+    return event
+
+
+def update_event(session: Session, event: Event, payload: Mapping[str, Any], now: dt.datetime) -> Event:
+    values = _parse_event(payload, event)
+    if event.status == "cancelled":
+        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+    currency_changes = "currency" in values and values["currency"] != event.currency
+    if currency_changes and any(t.reserved or t.sold for t in event.ticket_types):
+        raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
+    for name, value in values.items():
+        setattr(event, name, value)
+    event.updated_at = now
+    session.commit()
+    return event
+
+
+def publish_event(session: Session, event: Event, now: dt.datetime) -> Event:
+    if event.status == "cancelled":
+        raise Conflict(_("A cancelled event cannot be published."), code="event_cancelled")
+    if not event.ticket_types:
+        raise Conflict(_("Add at least one ticket type before publishing."), code="no_ticket_types")
+    if event.mode == "livestream" and not any(t.grants_stream for t in event.ticket_types):
+        raise Conflict(_("A livestream needs a ticket type that grants the stream."), code="no_stream_ticket")
+    event.status = "published"
+    event.updated_at = now
+    session.commit()
+    return event
+
+
+def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: TicketType | None) -> dict[str, Any]:
+    creating = ticket_type is None
+    fields = FieldParser(payload)
+    zone = timezone_or_none(event.timezone) or timezone_or_none("UTC")
+    assert zone is not None
+    readers = {
+        "name": lambda: fields.text("name", required=creating, max_length=100),
+        "price_cents": lambda: fields.integer("price_cents", required=creating, maximum=MAX_PRICE_CENTS),
+        "fee_cents": lambda: fields.integer("fee_cents", maximum=MAX_PRICE_CENTS, default=0),
+        "capacity": lambda: fields.integer("capacity", required=creating, maximum=MAX_CAPACITY),
+        "sale_starts_at": lambda: fields.instant("sale_starts_at", zone=zone),
+        "sale_ends_at": lambda: fields.instant("sale_ends_at", zone=zone),
+        "max_per_order": lambda: fields.integer("max_per_order", minimum=1, maximum=MAX_PER_ORDER, default=10),
+        "position": lambda: fields.integer("position", maximum=1000, default=0),
+    }
+    values: dict[str, Any] = {}
+    for name, read in readers.items():
+        if creating or fields.has(name):
+            values[name] = read()
+    if creating or fields.has("grants"):
+        grants = payload.get("grants", ["stream"] if event.mode == "livestream" else ["entry"])
+        if not isinstance(grants, list) or not grants or any(g not in ("entry", "stream") for g in grants):
+            fields.fail("grants", _('Must be a list holding "entry", "stream" or both.'))
+        else:
+            values["grants_entry"] = "entry" in grants
+            values["grants_stream"] = "stream" in grants
+    for name in sorted(set(payload) - set(readers) - {"grants"}):
+        fields.fail(name, _("Unknown field."))
+    fields.finish()
+    starts = (
+        values.get("sale_starts_at") if "sale_starts_at" in values else (ticket_type and ticket_type.sale_starts_at)
+    )
+    ends = values.get("sale_ends_at") if "sale_ends_at" in values else (ticket_type and ticket_type.sale_ends_at)
+    if starts and ends and ends <= starts:
+        fields.fail("sale_ends_at", _("Sales must end after they start."))
+    fields.finish()
+    return values
+
+
+def add_ticket_type(session: Session, event: Event, payload: Mapping[str, Any], now: dt.datetime) -> TicketType:
+    if event.status == "cancelled":
+        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+    values = _parse_ticket_type(payload, event, None)
+    ticket_type = TicketType(event_id=event.id, created_at=now, **values)
+    session.add(ticket_type)
+    event.updated_at = now
+    session.commit()
+    return ticket_type
+
+
+def get_own_ticket_type(session: Session, event: Event, ticket_type_id: str) -> TicketType:
+    ticket_type = session.get(TicketType, parse_uuid(ticket_type_id, "ticket type"))
+    if ticket_type is None or ticket_type.event_id != event.id:
+        raise NotFound(_("No such ticket type."))
+    return ticket_type
+
+
+def update_ticket_type(
+    session: Session, event: Event, ticket_type: TicketType, payload: Mapping[str, Any], now: dt.datetime
+) -> TicketType:
+    """Prices may change (orders keep what they were shown); capacity never drops below
+    what is already sold or held."""
+    if event.status == "cancelled":
+        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+    values = _parse_ticket_type(payload, event, ticket_type)
+    capacity = values.pop("capacity", None)
+    if capacity is not None:
+        # Conditional, like a hold: a purchase committing meanwhile cannot be undercut.
+        changed = session.execute(
+            update(TicketType)
+            .where(TicketType.id == ticket_type.id, TicketType.reserved + TicketType.sold <= capacity)
+            .values(capacity=capacity)
+        ).rowcount
+        if changed == 0:
+            session.rollback()
+            taken = ticket_type.reserved + ticket_type.sold
+            raise Conflict(
+                _("Capacity cannot go below the %(n)d tickets already sold or held.", n=taken),
+                code="capacity_below_sold",
+            )
+    for name, value in values.items():
+        setattr(ticket_type, name, value)
+    event.updated_at = now
+    session.commit()
+    session.refresh(ticket_type)
+    return ticket_type

@@ -1,0 +1,1 @@
+"""Orders, holds with expiry, atomic inventory, and the order page."""

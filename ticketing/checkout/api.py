@@ -1,0 +1,95 @@
+"""``/api/v1/orders``: place an order, read it back with its access token."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from ticketing.checkout import services
+from ticketing.checkout.models import Order
+from ticketing.checkout.notify import send_order_paid_mail
+from ticketing.errors import Unauthorized
+from ticketing.extensions import db, keyring
+from ticketing.models import utcnow
+from ticketing.web import bearer_token, external_url, json_body
+
+bp = Blueprint("checkout_api", __name__, url_prefix="/api/v1")
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    return {
+        "code": order.code,
+        "status": order.status,
+        "event_id": str(order.event_id),
+        "currency": order.currency,
+        "subtotal_cents": order.subtotal_cents,
+        "fee_cents": order.fee_cents,
+        "total_cents": order.total_cents,
+        "created_at": _time(order.created_at),
+        "paid_at": _time(order.paid_at),
+        "hold_expires_at": _time(order.hold_expires_at) if order.status == "pending" else None,
+        "lines": [
+            {
+                "ticket_type_id": str(line.ticket_type_id),
+                "name": line.ticket_type.name,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+                "unit_fee_cents": line.unit_fee_cents,
+            }
+            for line in order.lines
+        ],
+        "tickets": [
+            {"id": str(t.id), "ticket_type_id": str(t.ticket_type_id), "name": t.ticket_type.name, "status": t.status}
+            for t in order.tickets
+        ],
+    }
+
+
+@bp.post("/orders")
+def create_order() -> tuple[Response, int]:
+    event_id, order_request = services.parse_order_json(json_body())
+    provider = current_app.extensions["guichet.payments"]
+    placed = services.place_order(
+        db.session,
+        keyring(),
+        event_id,
+        order_request,
+        locale=str(get_locale() or "en"),
+        now=utcnow(),
+        hold_minutes=current_app.config["HOLD_MINUTES"],
+        provider=provider.name,
+    )
+    order, token = placed.order, placed.access_token
+    if order.is_paid:
+        send_order_paid_mail(order, token)
+        payment = {"provider": "free", "url": external_url("checkout.order_page", code=order.code, token=token)}
+    else:
+        payment = {"provider": order.provider, "url": provider.start(order, token)}
+    body = {
+        "code": order.code,
+        "access_token": token,
+        "status": order.status,
+        "total_cents": order.total_cents,
+        "fee_cents": order.fee_cents,
+        "currency": order.currency,
+        "hold_expires_at": _time(order.hold_expires_at) if order.status == "pending" else None,
+        "payment": payment,
+    }
+    return jsonify(body), 201
+
+
+@bp.get("/orders/<code>")
+def get_order(code: str) -> Response:
+    token = bearer_token()
+    if not token:
+        raise Unauthorized(_("Send the order's access token as 'Authorization: Bearer <token>'."))
+    order = services.find_order(db.session, code, token)
+    return jsonify(order_json(order))

@@ -1,0 +1,106 @@
+"""Buying from the event page, the order page, and "find my orders"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from flask import Blueprint, current_app, redirect, render_template, request
+from flask_babel import get_locale
+from werkzeug.wrappers import Response
+
+from ticketing.catalog.services import get_public_event, sale_state
+from ticketing.catalog.signals import availability_read
+from ticketing.checkout import services
+from ticketing.checkout.notify import send_order_links, send_order_paid_mail
+from ticketing.errors import Invalid, SoldOut
+from ticketing.extensions import db, keyring, limiter
+from ticketing.forms import FieldParser
+from ticketing.models import utcnow
+from ticketing.web import external_url
+
+bp = Blueprint("checkout", __name__)
+
+
+@availability_read.connect
+def _release_for_event(_sender: object, *, event_id: uuid.UUID, now: dt.datetime) -> int:
+    return services.release_expired_holds(db.session, now, event_id)
+
+
+def _event_page_with(event_id: str, status: int, **context: object) -> tuple[str, int]:
+    db.session.rollback()
+    event = get_public_event(db.session, event_id)
+    context.setdefault("errors", {})
+    return (
+        render_template(
+            "catalog/event.html", event=event, now=utcnow(), sale_state=sale_state, form=request.form, **context
+        ),
+        status,
+    )
+
+
+@bp.post("/events/<event_id>/orders")
+def create_order(event_id: str) -> Response | tuple[str, int]:
+    now = utcnow()
+    event = get_public_event(db.session, event_id)
+    try:
+        order_request = services.parse_order_form(request.form, event)
+        placed = services.place_order(
+            db.session,
+            keyring(),
+            event_id,
+            order_request,
+            locale=str(get_locale() or "en"),
+            now=now,
+            hold_minutes=current_app.config["HOLD_MINUTES"],
+            provider=current_app.extensions["guichet.payments"].name,
+        )
+    except Invalid as error:
+        return _event_page_with(event_id, 422, errors=error.errors, message=error.message)
+    except SoldOut as error:
+        return _event_page_with(event_id, 409, message=error.message)
+    return _continue_to_payment(placed)
+
+
+def _continue_to_payment(placed: services.PlacedOrder) -> Response:
+    order, token = placed.order, placed.access_token
+    if order.is_paid:
+        send_order_paid_mail(order, token)
+        return redirect(external_url("checkout.order_page", code=order.code, token=token), code=303)
+    return redirect(current_app.extensions["guichet.payments"].start(order, token), code=303)
+
+
+@bp.get("/orders/<code>/<token>")
+def order_page(code: str, token: str) -> str:
+    order = services.find_order(db.session, code, token)
+    payment_url = None
+    if order.status == "pending":
+        payment_url = current_app.extensions["guichet.payments"].start(order, token)
+    return render_template("checkout/order.html", order=order, token=token, payment_url=payment_url, now=utcnow())
+
+
+def _email_fingerprint() -> str:
+    """Limit per address as well as per client, so nobody can flood a stranger's inbox."""
+    from ticketing.crypto import blind_index
+
+    return blind_index(keyring().blind_index_key, request.form.get("email", "")).hex()[:32]
+
+
+@bp.route("/orders/find", methods=["GET", "POST"])
+@limiter.limit("10 per minute; 30 per hour", methods=["POST"])
+@limiter.limit("3 per hour", methods=["POST"], key_func=_email_fingerprint)
+def find_orders() -> str | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("checkout/find.html", errors={}, form={})
+    fields = FieldParser(request.form)
+    email = fields.email()
+    try:
+        fields.finish()
+    except Invalid as error:
+        return render_template("checkout/find.html", errors=error.errors, form=request.form), 422
+    assert email is not None
+    orders = services.orders_for_email(db.session, keyring(), email)
+    if orders:
+        send_order_links(email, orders, str(get_locale() or "en"))
+    # The same page whether or not we know the address: nobody learns who bought.
+    return render_template("checkout/find_sent.html")

@@ -1,0 +1,481 @@
+"""Placing orders, holding and releasing tickets, and paying orders.
+
+Inventory is never read-then-written: every change to ``reserved`` or ``sold`` is one
+conditional UPDATE, so that no interleaving of requests on SQLite or PostgreSQL can sell
+more than the capacity (the CHECK constraint ``reserved + sold <= capacity`` backs it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask_babel import gettext as _
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, contains_eager, selectinload
+
+from ticketing.catalog.models import Event, TicketType
+from ticketing.catalog.services import parse_uuid, sale_state
+from ticketing.checkout.models import Order, OrderLine, Ticket
+from ticketing.crypto import KeyRing, derive_access_token, hash_token, tokens_match
+from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
+from ticketing.forms import FieldParser
+from ticketing.models import begin_write, new_id
+from ticketing.privacy.vault import find_person_id, store_person
+
+log = logging.getLogger(__name__)
+
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a door
+MAX_ITEMS = 20
+MAX_QUANTITY = 50
+RELEASE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    ticket_type_id: uuid.UUID
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A buyer's order, checked for shape (not yet for stock or sale windows)."""
+
+    items: tuple[OrderItem, ...]
+    email: str
+    name: str | None = None
+    postcode: str | None = None
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    access_token: str
+
+
+class PaymentStarter(Protocol):
+    """What checkout needs from a payment provider (implemented in ``payments``)."""
+
+    name: str
+
+    def start(self, order: Order, access_token: str) -> str:
+        """Return the URL to send the buyer to, to pay this order."""
+        ...
+
+
+def new_order_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def _parse_postcode(fields: FieldParser) -> str | None:
+    value = fields.text("postcode", max_length=16)
+    if value is not None and not all(c.isalnum() or c in " -" for c in value):
+        fields.fail("postcode", _("Use letters, digits, spaces and hyphens only."))
+        return None
+    return value
+
+
+def parse_order_json(payload: Any) -> tuple[str, OrderRequest]:
+    """Read ``POST /api/v1/orders``; returns the event id and the request."""
+    if not isinstance(payload, Mapping):
+        raise Invalid(_("The body must be a JSON object."), errors={"": "expected an object"})
+    fields = FieldParser(payload)
+    event_id = fields.text("event_id", required=True, max_length=64)
+    email = fields.email()
+    name = fields.text("name", max_length=200)
+    postcode = _parse_postcode(fields)
+    items: list[OrderItem] = []
+    raw_items = payload.get("items")
+    if not isinstance(raw_items, list) or not raw_items:
+        fields.fail("items", _("List at least one ticket type and quantity."))
+    elif len(raw_items) > MAX_ITEMS:
+        fields.fail("items", _("At most %(n)d lines per order.", n=MAX_ITEMS))
+    else:
+        for position, raw in enumerate(raw_items):
+            prefix = f"items[{position}]"
+            if not isinstance(raw, Mapping):
+                fields.fail(prefix, _("Each item must be an object with ticket_type_id and quantity."))
+                continue
+            item = FieldParser(raw)
+            type_id = item.text("ticket_type_id", required=True, max_length=64)
+            quantity = item.integer("quantity", required=True, minimum=1, maximum=MAX_QUANTITY)
+            try:
+                parsed_id = uuid.UUID(type_id) if type_id else None
+            except ValueError:
+                item.fail("ticket_type_id", _("No such ticket type."))
+                parsed_id = None
+            for name_, message in item.errors.items():
+                fields.fail(f"{prefix}.{name_}", message)
+            if parsed_id and quantity:
+                items.append(OrderItem(parsed_id, quantity))
+    unknown = set(payload) - {"event_id", "email", "name", "postcode", "items"}
+    for name_ in sorted(unknown):
+        fields.fail(name_, _("Unknown field."))
+    fields.finish()
+    assert event_id is not None and email is not None
+    return event_id, OrderRequest(tuple(items), email, name, postcode)
+
+
+def parse_order_form(form: Mapping[str, str], event: Event) -> OrderRequest:
+    """Read the buy form of an event page: one ``qty-<ticket type id>`` field per type."""
+    fields = FieldParser(form)
+    email = fields.email()
+    name = fields.text("name", max_length=200)
+    postcode = _parse_postcode(fields)
+    items: list[OrderItem] = []
+    for ticket_type in event.ticket_types:
+        field_name = f"qty-{ticket_type.id}"
+        quantity = fields.integer(field_name, minimum=0, maximum=MAX_QUANTITY, default=0)
+        if quantity:
+            items.append(OrderItem(ticket_type.id, quantity))
+    if not items and not fields.errors:
+        fields.fail("tickets", _("Choose at least one ticket."))
+    fields.finish()
+    assert email is not None
+    return OrderRequest(tuple(items), email, name, postcode)
+
+
+def _merge(items: Sequence[OrderItem]) -> dict[uuid.UUID, int]:
+    merged: dict[uuid.UUID, int] = {}
+    for item in items:
+        merged[item.ticket_type_id] = merged.get(item.ticket_type_id, 0) + item.quantity
+    return merged
+
+
+def _hold(session: Session, ticket_type_id: uuid.UUID, quantity: int) -> bool:
+    taken = session.execute(
+        update(TicketType)
+        .where(
+            TicketType.id == ticket_type_id,
+            TicketType.reserved + TicketType.sold + quantity <= TicketType.capacity,
+        )
+        .values(reserved=TicketType.reserved + quantity)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return taken == 1
+
+
+def _load_event_for_sale(session: Session, event_id: str) -> Event:
+    """The event and all its ticket types in one statement (an order's budget is tight)."""
+    types = (
+        session.execute(
+            select(TicketType)
+            .join(TicketType.event)
+            .where(Event.id == parse_uuid(event_id), Event.status != "draft")
+            .options(contains_eager(TicketType.event))
+        )
+        .scalars()
+        .all()
+    )
+    if not types:
+        raise NotFound(_("No such event."))
+    return types[0].event
+
+
+def place_order(
+    session: Session,
+    keyring: KeyRing,
+    event_id: str,
+    request: OrderRequest,
+    *,
+    locale: str,
+    now: dt.datetime,
+    hold_minutes: int,
+    provider: str,
+) -> PlacedOrder:
+    """Hold the tickets and record the order, in one transaction.
+
+    A free order (total 0) is paid at once. Otherwise the order stays ``pending`` until
+    the payment provider confirms it or the hold expires.
+    """
+    begin_write(session)
+    event = _load_event_for_sale(session, event_id)
+    types = {t.id: t for t in event.ticket_types}
+    wanted = _merge(request.items)
+    errors: dict[str, str] = {}
+    if event.status == "cancelled":
+        raise Conflict(_("This event is cancelled."), code="event_cancelled")
+    for position, (type_id, quantity) in enumerate(wanted.items()):
+        ticket_type = types.get(type_id)
+        key = f"items[{position}]"
+        if ticket_type is None:
+            errors[f"{key}.ticket_type_id"] = _("No such ticket type for this event.")
+            continue
+        state = sale_state(ticket_type, event, now)
+        if state.state == "not_yet":
+            errors[key] = _("Sales for %(name)s have not opened yet.", name=ticket_type.name)
+        elif state.state in ("ended", "unavailable"):
+            errors[key] = _("Sales for %(name)s are closed.", name=ticket_type.name)
+        elif quantity > ticket_type.max_per_order:
+            errors[key] = _(
+                "At most %(n)d %(name)s tickets per order.", n=ticket_type.max_per_order, name=ticket_type.name
+            )
+    if event.ask_name and not request.name:
+        errors["name"] = _("This event asks for your name.")
+    if not event.ask_name and request.name:
+        errors["name"] = _("This event does not collect names.")
+    if event.ask_postcode and not request.postcode:
+        errors["postcode"] = _("This event asks for your postcode.")
+    if not event.ask_postcode and request.postcode:
+        errors["postcode"] = _("This event does not collect postcodes.")
+    if errors:
+        session.rollback()
+        raise Invalid(_("Some fields need attention."), errors=errors)
+
+    short = [type_id for type_id, quantity in wanted.items() if not _hold(session, type_id, quantity)]
+    if short and _release_expired(session, now, event.id):
+        short = [type_id for type_id in short if not _hold(session, type_id, wanted[type_id])]
+    if short:
+        session.rollback()
+        left = _availability(session, event.id)
+        raise SoldOut(
+            _("Not enough tickets left."),
+            extra={"available": {str(type_id): left.get(type_id, 0) for type_id in wanted}},
+        )
+
+    person_id = store_person(
+        session, keyring, email=request.email, name=request.name, postcode=request.postcode, now=now
+    )
+    subtotal = sum(types[t].price_cents * q for t, q in wanted.items())
+    fee = sum(types[t].fee_cents * q for t, q in wanted.items())
+    order_id = new_id()
+    access_token = derive_access_token(keyring.link_key, order_id)
+    order = Order(
+        id=order_id,
+        code=new_order_code(),
+        access_token_hash=hash_token(access_token),
+        event_id=event.id,
+        person_id=person_id,
+        status="paid" if subtotal + fee == 0 else "pending",
+        paid_at=now if subtotal + fee == 0 else None,
+        locale=locale,
+        currency=event.currency,
+        subtotal_cents=subtotal,
+        fee_cents=fee,
+        total_cents=subtotal + fee,
+        provider="free" if subtotal + fee == 0 else provider,
+        hold_expires_at=now + dt.timedelta(minutes=hold_minutes),
+        created_at=now,
+    )
+    session.add(order)
+    session.flush()
+    session.execute(
+        insert(OrderLine),
+        [
+            {
+                "order_id": order_id,
+                "ticket_type_id": t,
+                "quantity": q,
+                "unit_price_cents": types[t].price_cents,
+                "unit_fee_cents": types[t].fee_cents,
+            }
+            for t, q in wanted.items()
+        ],
+    )
+    if order.total_cents == 0:
+        _issue_tickets(session, order, wanted, now)
+    session.commit()
+    log.info("order %s placed for event %s: %d tickets, %s", order.code, event.id, sum(wanted.values()), order.status)
+    return PlacedOrder(order, access_token)
+
+
+def _availability(session: Session, event_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    rows = session.execute(
+        select(TicketType.id, TicketType.capacity - TicketType.reserved - TicketType.sold).where(
+            TicketType.event_id == event_id
+        )
+    )
+    return {type_id: max(0, left) for type_id, left in rows}
+
+
+def _issue_tickets(session: Session, order: Order, wanted: Mapping[uuid.UUID, int], now: dt.datetime) -> None:
+    """Turn held tickets into sold ones and mint a random id for each ticket."""
+    for type_id, quantity in wanted.items():
+        session.execute(
+            update(TicketType)
+            .where(TicketType.id == type_id)
+            .values(reserved=TicketType.reserved - quantity, sold=TicketType.sold + quantity)
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(
+        insert(Ticket),
+        [
+            {
+                "id": new_id(),
+                "order_id": order.id,
+                "event_id": order.event_id,
+                "ticket_type_id": t,
+                "status": "valid",
+                "created_at": now,
+            }
+            for t, q in wanted.items()
+            for _ in range(q)
+        ],
+    )
+
+
+def _release_expired(session: Session, now: dt.datetime, event_id: uuid.UUID | None = None) -> int:
+    """Give expired holds back to the stock, inside the caller's write transaction.
+
+    Each order is closed with a conditional UPDATE first, so two processes releasing the
+    same hold cannot give its tickets back twice.
+    """
+    query = select(Order.id).where(Order.status == "pending", Order.hold_expires_at <= now)
+    if event_id is not None:
+        query = query.where(Order.event_id == event_id)
+    order_ids = session.execute(query.limit(RELEASE_BATCH)).scalars().all()
+    released = 0
+    for order_id in order_ids:
+        closed = session.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status == "pending")
+            .values(status="expired", closed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if closed:
+            _give_back(session, order_id)
+            released += 1
+    return released
+
+
+def _give_back(session: Session, order_id: uuid.UUID) -> None:
+    lines = session.execute(
+        select(OrderLine.ticket_type_id, OrderLine.quantity).where(OrderLine.order_id == order_id)
+    ).all()
+    for type_id, quantity in lines:
+        session.execute(
+            update(TicketType)
+            .where(TicketType.id == type_id)
+            .values(reserved=TicketType.reserved - quantity)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def release_expired_holds(session: Session, now: dt.datetime, event_id: uuid.UUID | None = None) -> int:
+    """Release every expired hold (for one event, or all); returns how many orders.
+
+    Called lazily before availability is shown, and by ``flask expire-holds``. The cheap
+    read comes first, so the common case (nothing expired) takes no write lock.
+    """
+    query = select(Order.id).where(Order.status == "pending", Order.hold_expires_at <= now)
+    if event_id is not None:
+        query = query.where(Order.event_id == event_id)
+    if session.execute(query.limit(1)).first() is None:
+        return 0
+    total = 0
+    while True:
+        begin_write(session)
+        released = _release_expired(session, now, event_id)
+        session.commit()
+        total += released
+        if released < RELEASE_BATCH:
+            break
+    if total:
+        log.info("released %d expired holds", total)
+    return total
+
+
+def find_order(session: Session, code: str, access_token: str) -> Order:
+    """The order this code and token open; a wrong token is the same 404 as no order."""
+    order = session.execute(
+        select(Order)
+        .where(Order.code == code.strip().upper())
+        .options(
+            selectinload(Order.lines).selectinload(OrderLine.ticket_type),
+            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
+            selectinload(Order.event),
+        )
+    ).scalar()
+    if order is None or not access_token or not tokens_match(access_token, order.access_token_hash):
+        raise NotFound(_("No order matches this link. Check that you copied the whole link."), code="order_not_found")
+    return order
+
+
+def pay_order(session: Session, order_id: uuid.UUID, now: dt.datetime, provider_ref: str | None = None) -> Order:
+    """Mark an order paid and issue its tickets; paying twice changes nothing.
+
+    A pending order past its hold but not yet released still owns its held tickets. One
+    whose hold was released gets its tickets only if they can be taken again from the
+    stock; otherwise ``HoldExpired`` tells the provider to refund.
+    """
+    for _attempt in range(3):
+        begin_write(session)
+        order = session.get(Order, order_id, populate_existing=True)
+        if order is None:
+            session.rollback()
+            raise NotFound(_("No such order."))
+        if order.status == "paid":
+            session.rollback()
+            return order
+        if order.status == "cancelled":
+            session.rollback()
+            raise Conflict(_("This order was cancelled."), code="order_cancelled")
+        wanted = {line.ticket_type_id: line.quantity for line in order.lines}
+        seen_status = order.status
+        if seen_status == "expired" and any(not _hold(session, t, q) for t, q in wanted.items()):
+            session.rollback()
+            raise HoldExpired(_("The hold on these tickets expired and they are no longer available."))
+        claimed = session.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status == seen_status)
+            .values(status="paid", paid_at=now, closed_at=None, provider_ref=provider_ref or order.provider_ref)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            # Another process paid or released it between our read and our write: look again.
+            session.rollback()
+            continue
+        _issue_tickets(session, order, wanted, now)
+        session.commit()
+        log.info("order %s paid", order.code)
+        return session.get(Order, order_id, populate_existing=True) or order
+    raise Conflict(_("This order is changing right now; try again."), code="order_busy")
+
+
+def cancel_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> Order:
+    """Cancel an unpaid order (the buyer gave up at the payment page) and free its hold."""
+    begin_write(session)
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(_("No such order."))
+    if order.status == "paid":
+        session.rollback()
+        raise Conflict(_("This order is already paid."), code="order_paid")
+    closed = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == "pending")
+        .values(status="cancelled", closed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if closed:
+        _give_back(session, order.id)
+    session.commit()
+    session.refresh(order)
+    log.info("order %s cancelled before payment", order.code)
+    return order
+
+
+class HoldExpired(Conflict):
+    code = "hold_expired"
+    title = "Hold expired"
+
+
+def orders_for_email(session: Session, keyring: KeyRing, email: str) -> list[tuple[Order, str]]:
+    """Paid and pending orders of the person with this email, with their access tokens."""
+    person_id = find_person_id(session, keyring, email)
+    if person_id is None:
+        return []
+    orders = session.execute(
+        select(Order)
+        .where(Order.person_id == person_id, Order.status.in_(("paid", "pending")))
+        .options(selectinload(Order.event))
+        .order_by(Order.created_at.desc())
+        .limit(50)
+    ).scalars()
+    return [(order, derive_access_token(keyring.link_key, order.id)) for order in orders]

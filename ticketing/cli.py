@@ -1,0 +1,169 @@
+"""``flask`` commands for operators: demo, organisers, hold expiry, keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+from flask import Flask, current_app
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from ticketing.catalog.models import Event, Organizer, TicketType
+from ticketing.catalog.services import create_organizer
+from ticketing.checkout.services import release_expired_holds
+from ticketing.crypto import new_key_values
+from ticketing.extensions import db
+from ticketing.models import utcnow
+
+DEMO_ORGANIZER = "Demo venue (Guichet)"
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(demo)
+    app.cli.add_command(create_organizer_command)
+    app.cli.add_command(expire_holds)
+    app.cli.add_command(generate_keys)
+
+
+@click.command("create-organizer")
+@click.argument("name")
+def create_organizer_command(name: str) -> None:
+    """Create an organiser and print their API token (shown once; only its hash is kept)."""
+    organizer, token = create_organizer(db.session, name, utcnow())
+    click.echo(f"Organiser {organizer.name!r} created (id {organizer.id}).")
+    click.echo(f"API token (store it now, it is not shown again): {token}")
+
+
+@click.command("expire-holds")
+def expire_holds() -> None:
+    """Give expired holds back to the stock (run from cron, e.g. every minute)."""
+    released = release_expired_holds(db.session, utcnow())
+    click.echo(f"Released {released} expired hold(s).")
+
+
+@click.command("generate-keys")
+def generate_keys() -> None:
+    """Print fresh production keys as environment lines (nothing is stored)."""
+    values = new_key_values()
+    click.echo(f"TICKETING_SECRET_KEY={values['secret_key']}")
+    click.echo(f"TICKETING_MASTER_KEYS={values['master_keys']}")
+    click.echo(f"TICKETING_BLIND_INDEX_KEY={values['blind_index_key']}")
+    click.echo(f"TICKETING_SIGNING_KEY={values['signing_key']}")
+
+
+def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
+    """Create the demo organiser and events once; later runs find and reuse them."""
+    organizer = db.session.execute(select(Organizer).where(Organizer.name == DEMO_ORGANIZER)).scalar()
+    token = None
+    if organizer is None:
+        organizer, token = create_organizer(db.session, DEMO_ORGANIZER, now)
+    events = list(db.session.execute(select(Event).where(Event.organizer_id == organizer.id)).scalars())
+    if events:
+        return organizer, token, events
+    day = (now + dt.timedelta(days=21)).replace(hour=19, minute=0, second=0, microsecond=0)
+    concert = Event(
+        organizer_id=organizer.id,
+        title="Les Ondes du Canal — concert",
+        description="An evening of chamber music by the Canal du Midi. Standing and seated places.\n"
+        "Une soirée de musique de chambre au bord du canal du Midi.",
+        venue_name="Salle du Canal",
+        venue_address="12 quai de la Daurade, 31000 Toulouse",
+        starts_at=day,
+        ends_at=day + dt.timedelta(hours=2, minutes=30),
+        doors_at=day - dt.timedelta(minutes=30),
+        timezone="Europe/Paris",
+        mode="in_person",
+        status="published",
+        currency="EUR",
+        ask_postcode=True,
+        created_at=now,
+        updated_at=now,
+    )
+    stream_day = (now + dt.timedelta(days=7)).replace(hour=18, minute=30, second=0, microsecond=0)
+    livestream = Event(
+        organizer_id=organizer.id,
+        title="Festival Garonne — livestream",
+        description="The opening night, streamed live. One screen per ticket.\n"
+        "La soirée d'ouverture, en direct. Un écran par billet.",
+        venue_name="Online / En ligne",
+        starts_at=stream_day,
+        ends_at=stream_day + dt.timedelta(hours=3),
+        timezone="Europe/Paris",
+        mode="livestream",
+        status="published",
+        currency="EUR",
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add_all([concert, livestream])
+    db.session.flush()
+    db.session.add_all(
+        [
+            TicketType(
+                event_id=concert.id,
+                name="Standard",
+                price_cents=1800,
+                fee_cents=90,
+                capacity=120,
+                position=0,
+                created_at=now,
+            ),
+            TicketType(
+                event_id=concert.id,
+                name="Reduced / Réduit",
+                price_cents=1000,
+                fee_cents=50,
+                capacity=40,
+                max_per_order=4,
+                position=1,
+                created_at=now,
+            ),
+            TicketType(
+                event_id=concert.id,
+                name="Child / Enfant",
+                price_cents=0,
+                fee_cents=0,
+                capacity=20,
+                max_per_order=4,
+                position=2,
+                created_at=now,
+            ),
+            TicketType(
+                event_id=livestream.id,
+                name="Stream",
+                price_cents=800,
+                fee_cents=40,
+                capacity=1000,
+                grants_entry=False,
+                grants_stream=True,
+                created_at=now,
+            ),
+        ]
+    )
+    db.session.commit()
+    return organizer, token, [concert, livestream]
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--no-serve", is_flag=True, help="Prepare the database and demo data, then exit.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Migrate, create keys and demo data (once), then serve the app."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    organizer, token, events = seed_demo(utcnow())
+    base = f"http://{host}:{port}"
+    click.echo(f"Instance folder: {current_app.instance_path} (database, keys, mail outbox)")
+    click.echo(f"Payments: {current_app.config['PAYMENT_PROVIDER']} (test mode, no money moves)")
+    if token:
+        click.echo(f"Demo organiser API token (shown once): {token}")
+    else:
+        click.echo("Demo organiser exists; `flask --app wsgi create-organizer NAME` makes a new API token.")
+    click.echo(f"\n  Events:      {base}/")
+    for event in events:
+        click.echo(f"  {event.title}: {base}/events/{event.id}")
+    click.echo(f"  API:         {base}/api/v1/events  (described at {base}/api/v1/openapi.json)")
+    click.echo(f"  Mail outbox: {current_app.instance_path}/outbox/\n")
+    if not no_serve:
+        current_app.run(host=host, port=port, debug=False, threaded=True, use_reloader=False)

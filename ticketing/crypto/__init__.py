@@ -1,0 +1,35 @@
+"""Cryptographic primitives and key handling. Imports no domain and no Flask.
+
+Domains call these functions; they never import ``cryptography`` themselves.
+"""
+
+from ticketing.crypto.envelope import (
+    DecryptionFailed,
+    decrypt_field,
+    encrypt_field,
+    new_data_key,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from ticketing.crypto.index import blind_index, normalise_email
+from ticketing.crypto.keys import KeyRing, generate_key_file, load_keyring, new_key_values
+from ticketing.crypto.tokens import derive_access_token, hash_token, new_token, tokens_match
+
+__all__ = [
+    "DecryptionFailed",
+    "KeyRing",
+    "blind_index",
+    "decrypt_field",
+    "derive_access_token",
+    "encrypt_field",
+    "generate_key_file",
+    "hash_token",
+    "load_keyring",
+    "new_data_key",
+    "new_key_values",
+    "new_token",
+    "normalise_email",
+    "tokens_match",
+    "unwrap_data_key",
+    "wrap_data_key",
+]

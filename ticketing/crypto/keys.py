@@ -1,0 +1,129 @@
+"""Loading keys from configuration, and generating them for the embedded default.
+
+Formats (the same in the environment and in the development key file):
+
+- master keys: ``id:base64key,id:base64key`` (AES-256); the last one listed wraps new
+  data keys, the others are still accepted for unwrapping, so they can rotate.
+- blind-index key: base64 of 32 bytes (HMAC-SHA256).
+- signing key: ``id:base64seed`` (a 32-byte Ed25519 private key).
+- secret key: any string of at least 32 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+class KeyConfigError(ValueError):
+    """A key in the configuration is malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    master_keys: dict[str, bytes]
+    newest_master_key_id: str
+    blind_index_key: bytes
+    signing_key_id: str
+    signing_key: Ed25519PrivateKey
+    link_key: bytes
+
+    @property
+    def newest_master_key(self) -> tuple[str, bytes]:
+        return self.newest_master_key_id, self.master_keys[self.newest_master_key_id]
+
+
+def _b64(value: str, variable: str, length: int) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+    except (binascii.Error, ValueError):
+        raise KeyConfigError(f"{variable} is not valid base64") from None
+    if len(raw) != length:
+        raise KeyConfigError(f"{variable} must decode to {length} bytes, got {len(raw)}")
+    return raw
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_master_keys(value: str) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        if not sep or not key_id:
+            raise KeyConfigError("TICKETING_MASTER_KEYS entries must look like id:base64key")
+        keys[key_id] = _b64(encoded, f"TICKETING_MASTER_KEYS ({key_id})", 32)
+    if not keys:
+        raise KeyConfigError("TICKETING_MASTER_KEYS holds no key")
+    return keys
+
+
+def format_master_keys(keys: dict[str, bytes]) -> str:
+    return ",".join(f"{key_id}:{_encode(raw)}" for key_id, raw in keys.items())
+
+
+def _parse_signing_key(value: str) -> tuple[str, Ed25519PrivateKey]:
+    key_id, sep, encoded = value.strip().partition(":")
+    if not sep or not key_id:
+        raise KeyConfigError("TICKETING_SIGNING_KEY must look like id:base64seed")
+    seed = _b64(encoded, "TICKETING_SIGNING_KEY", 32)
+    return key_id, Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _derive(secret_key: str, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret_key.encode("utf-8"))
+
+
+def load_keyring(secret_key: str, master_keys: str, blind_index_key: str, signing_key: str) -> KeyRing:
+    if len(secret_key) < 32:
+        raise KeyConfigError("TICKETING_SECRET_KEY must be at least 32 characters")
+    masters = parse_master_keys(master_keys)
+    signing_key_id, private_key = _parse_signing_key(signing_key)
+    return KeyRing(
+        master_keys=masters,
+        newest_master_key_id=list(masters)[-1],
+        blind_index_key=_b64(blind_index_key, "TICKETING_BLIND_INDEX_KEY", 32),
+        signing_key_id=signing_key_id,
+        signing_key=private_key,
+        link_key=_derive(secret_key, b"guichet order links v1"),
+    )
+
+
+def new_key_values() -> dict[str, str]:
+    """Fresh values for every key, in the formats above."""
+    return {
+        "secret_key": secrets.token_urlsafe(48),
+        "master_keys": f"m{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}",
+        "blind_index_key": _encode(secrets.token_bytes(32)),
+        "signing_key": f"s{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}",
+    }
+
+
+def generate_key_file(path: Path) -> dict[str, str]:
+    """Create the development key file once (mode 0600) and return its values.
+
+    O_EXCL makes two processes starting at once agree on one set of keys: the loser of
+    the race reads what the winner wrote.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return json.loads(path.read_text())
+    values = new_key_values()
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle, indent=2)
+    return values

@@ -1,0 +1,39 @@
+"""Shared extension objects, created unbound and initialised by ``create_app``.
+
+Imports no domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import current_app, request
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+
+from ticketing.crypto import KeyRing
+from ticketing.models import Base
+
+
+def client_fingerprint() -> str:
+    """Rate-limit key: a keyed hash of the client address, so that not even the limiter's
+    storage (Redis, in production) holds an IP address."""
+    address = (request.remote_addr or "unknown").encode()
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"ratelimit|" + address, hashlib.sha256).hexdigest()[:32]
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+csrf = CSRFProtect()
+babel = Babel()
+limiter = Limiter(key_func=client_fingerprint, headers_enabled=True)
+
+
+def keyring() -> KeyRing:
+    """The keys of the running app, loaded once by ``create_app``."""
+    return current_app.extensions["guichet.keyring"]

@@ -1,0 +1,325 @@
+"""The OpenAPI 3 description of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Written by hand, next to nothing else, so that it stays readable; a test checks that
+every API route is described here and that nothing described is missing from the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+ORGANIZER = [{"organizerToken": []}]
+ORDER_TOKEN = [{"orderToken": []}]
+EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+TICKET_TYPE_ID = {
+    "name": "ticket_type_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+ORDER_CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "example": "K7Q2M-9XDAB"}}
+COMMON_ERRORS = {
+    "400": _problem("Malformed JSON or wrong content type"),
+    "422": _problem("Invalid fields; `errors` maps each field to its message"),
+}
+ORGANIZER_ERRORS = {
+    **COMMON_ERRORS,
+    "401": _problem("Missing or invalid organiser token"),
+    "404": _problem("No such event (or not yours)"),
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string", "description": "stable machine-readable code"},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+            "available": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "on sold_out: tickets left per ticket type",
+            },
+        },
+    },
+    "TicketType": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "price_cents": {"type": "integer"},
+            "fee_cents": {"type": "integer", "description": "service fee, shown separately"},
+            "currency": {"type": "string"},
+            "capacity": {"type": "integer"},
+            "available": {"type": "integer"},
+            "sale_state": {"type": "string", "enum": ["open", "not_yet", "ended", "sold_out", "unavailable"]},
+            "sale_starts_at": {"type": "string", "format": "date-time", "nullable": True},
+            "sale_ends_at": {"type": "string", "format": "date-time", "nullable": True},
+            "max_per_order": {"type": "integer"},
+            "grants": {"type": "array", "items": {"type": "string", "enum": ["entry", "stream"]}},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "venue": {"type": "object", "properties": {"name": {"type": "string"}, "address": {"type": "string"}}},
+            "starts_at": {"type": "string", "format": "date-time"},
+            "ends_at": {"type": "string", "format": "date-time"},
+            "doors_at": {"type": "string", "format": "date-time", "nullable": True},
+            "timezone": {"type": "string", "example": "Europe/Paris"},
+            "mode": {"type": "string", "enum": ["in_person", "livestream", "hybrid"]},
+            "status": {"type": "string", "enum": ["draft", "published", "cancelled"]},
+            "currency": {"type": "string", "example": "EUR"},
+            "ask_name": {"type": "boolean"},
+            "ask_postcode": {"type": "boolean"},
+            "ticket_types": {"type": "array", "items": _ref("TicketType")},
+        },
+    },
+    "EventInput": {
+        "type": "object",
+        "description": "Times in ISO 8601; without an offset they are read in the event's time zone.",
+        "properties": {
+            "title": {"type": "string", "maxLength": 200},
+            "description": {"type": "string", "maxLength": 10000},
+            "venue_name": {"type": "string", "maxLength": 200},
+            "venue_address": {"type": "string", "maxLength": 500},
+            "starts_at": {"type": "string", "format": "date-time"},
+            "ends_at": {"type": "string", "format": "date-time"},
+            "doors_at": {"type": "string", "format": "date-time"},
+            "timezone": {"type": "string"},
+            "mode": {"type": "string", "enum": ["in_person", "livestream", "hybrid"]},
+            "currency": {"type": "string"},
+            "ask_name": {"type": "boolean", "default": False},
+            "ask_postcode": {"type": "boolean", "default": False},
+        },
+    },
+    "TicketTypeInput": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 100},
+            "price_cents": {"type": "integer", "minimum": 0},
+            "fee_cents": {"type": "integer", "minimum": 0},
+            "capacity": {"type": "integer", "minimum": 0},
+            "sale_starts_at": {"type": "string", "format": "date-time"},
+            "sale_ends_at": {"type": "string", "format": "date-time"},
+            "max_per_order": {"type": "integer", "minimum": 1, "maximum": 50},
+            "position": {"type": "integer"},
+            "grants": {"type": "array", "items": {"type": "string", "enum": ["entry", "stream"]}},
+        },
+    },
+    "OrderInput": {
+        "type": "object",
+        "required": ["event_id", "items", "email"],
+        "properties": {
+            "event_id": {"type": "string", "format": "uuid"},
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 20,
+                "items": {
+                    "type": "object",
+                    "required": ["ticket_type_id", "quantity"],
+                    "properties": {
+                        "ticket_type_id": {"type": "string", "format": "uuid"},
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": 50},
+                    },
+                },
+            },
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "name": {"type": "string", "maxLength": 200, "description": "only when the event asks for it"},
+            "postcode": {"type": "string", "maxLength": 16, "description": "only when the event asks for it"},
+        },
+    },
+    "PlacedOrder": {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string"},
+            "access_token": {"type": "string", "description": "secret; shown once, keep it to read the order"},
+            "status": {"type": "string", "enum": ["pending", "paid"]},
+            "total_cents": {"type": "integer"},
+            "fee_cents": {"type": "integer"},
+            "currency": {"type": "string"},
+            "hold_expires_at": {"type": "string", "format": "date-time", "nullable": True},
+            "payment": {
+                "type": "object",
+                "properties": {
+                    "provider": {"type": "string"},
+                    "url": {"type": "string", "description": "where to send the buyer"},
+                },
+            },
+        },
+    },
+    "Order": {
+        "type": "object",
+        "properties": {
+            "code": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "paid", "expired", "cancelled"]},
+            "event_id": {"type": "string", "format": "uuid"},
+            "currency": {"type": "string"},
+            "subtotal_cents": {"type": "integer"},
+            "fee_cents": {"type": "integer"},
+            "total_cents": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "paid_at": {"type": "string", "format": "date-time", "nullable": True},
+            "hold_expires_at": {"type": "string", "format": "date-time", "nullable": True},
+            "lines": {"type": "array", "items": {"type": "object"}},
+            "tickets": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/events": {
+        "get": {
+            "summary": "Upcoming published events with availability",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "properties": {"events": {"type": "array", "items": _ref("Event")}}}, "Events"
+                )
+            },
+        },
+        "post": {
+            "summary": "Create an event (draft)",
+            "security": ORGANIZER,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventInput")}}},
+            "responses": {"201": _json(_ref("Event"), "The new event"), **ORGANIZER_ERRORS},
+        },
+    },
+    "/api/v1/events/{event_id}": {
+        "parameters": [EVENT_ID],
+        "get": {
+            "summary": "One published event with live availability per ticket type",
+            "responses": {"200": _json(_ref("Event"), "The event"), "404": _problem("No such event")},
+        },
+        "patch": {
+            "summary": "Change an event",
+            "security": ORGANIZER,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventInput")}}},
+            "responses": {
+                "200": _json(_ref("Event"), "The event"),
+                "409": _problem("Not changeable now"),
+                **ORGANIZER_ERRORS,
+            },
+        },
+    },
+    "/api/v1/events/{event_id}/publish": {
+        "parameters": [EVENT_ID],
+        "post": {
+            "summary": "Publish an event (it needs at least one ticket type)",
+            "security": ORGANIZER,
+            "responses": {
+                "200": _json(_ref("Event"), "The event"),
+                "409": _problem("Cannot be published"),
+                **ORGANIZER_ERRORS,
+            },
+        },
+    },
+    "/api/v1/events/{event_id}/ticket-types": {
+        "parameters": [EVENT_ID],
+        "post": {
+            "summary": "Add a ticket type",
+            "security": ORGANIZER,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TicketTypeInput")}}},
+            "responses": {"201": _json(_ref("TicketType"), "The ticket type"), **ORGANIZER_ERRORS},
+        },
+    },
+    "/api/v1/events/{event_id}/ticket-types/{ticket_type_id}": {
+        "parameters": [EVENT_ID, TICKET_TYPE_ID],
+        "patch": {
+            "summary": "Change a ticket type (capacity never below what is sold or held)",
+            "security": ORGANIZER,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("TicketTypeInput")}}},
+            "responses": {
+                "200": _json(_ref("TicketType"), "The ticket type"),
+                "409": _problem("Capacity below sold"),
+                **ORGANIZER_ERRORS,
+            },
+        },
+    },
+    "/api/v1/organizer/events": {
+        "get": {
+            "summary": "The organiser's own events, drafts included, with sold and held counts",
+            "security": ORGANIZER,
+            "responses": {
+                "200": _json(
+                    {"type": "object", "properties": {"events": {"type": "array", "items": _ref("Event")}}}, "Events"
+                ),
+                "401": _problem("Missing or invalid organiser token"),
+            },
+        },
+    },
+    "/api/v1/orders": {
+        "post": {
+            "summary": "Place an order: holds the tickets, returns the code, access token and payment link",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OrderInput")}}},
+            "responses": {
+                "201": _json(_ref("PlacedOrder"), "The order"),
+                "404": _problem("No such event"),
+                "409": _problem("Sold out (with what is left) or event cancelled"),
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/api/v1/orders/{code}": {
+        "parameters": [ORDER_CODE],
+        "get": {
+            "summary": "Read an order with its access token",
+            "security": ORDER_TOKEN,
+            "responses": {
+                "200": _json(_ref("Order"), "The order"),
+                "401": _problem("No token"),
+                "404": _problem("No order for this code and token"),
+            },
+        },
+    },
+    "/api/v1/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}},
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Guichet API",
+        "version": "1",
+        "description": "Ethical ticketing. Errors are RFC 9457 problem details with a stable `code`.",
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "organizerToken": {"type": "http", "scheme": "bearer", "description": "from `flask create-organizer`"},
+            "orderToken": {"type": "http", "scheme": "bearer", "description": "the order's access_token"},
+        },
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(DOCUMENT)

@@ -1,0 +1,148 @@
+"""Store and read a person's data, always encrypted with that person's own data key.
+
+Every other domain holds a ``person_id`` at most. Plaintext exists only in memory, for
+the time it takes to send a mail or show the buyer their own data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ticketing.crypto import (
+    KeyRing,
+    blind_index,
+    decrypt_field,
+    encrypt_field,
+    new_data_key,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from ticketing.models import new_id
+from ticketing.privacy.models import DataKey, Person
+
+FIELDS = ("email", "name", "postcode")
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """A person's decrypted fields, held in memory only."""
+
+    id: uuid.UUID
+    email: str
+    name: str | None
+    postcode: str | None
+
+
+def _insert_ignoring_duplicate(session: Session):  # type: ignore[no-untyped-def]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(Person)
+    if dialect == "sqlite":
+        return sqlite.insert(Person)
+    raise RuntimeError(f"unsupported database dialect {dialect}")
+
+
+def find_person_id(session: Session, keyring: KeyRing, email: str) -> uuid.UUID | None:
+    index = blind_index(keyring.blind_index_key, email)
+    return session.execute(select(Person.id).where(Person.email_index == index)).scalar()
+
+
+def _data_key(session: Session, keyring: KeyRing, person_id: uuid.UUID) -> bytes | None:
+    row = session.execute(
+        select(DataKey.master_key_id, DataKey.wrapped_key).where(DataKey.person_id == person_id)
+    ).first()
+    if row is None:
+        return None
+    return unwrap_data_key(keyring, person_id, row.master_key_id, row.wrapped_key)
+
+
+def store_person(
+    session: Session,
+    keyring: KeyRing,
+    *,
+    email: str,
+    name: str | None = None,
+    postcode: str | None = None,
+    now: dt.datetime,
+) -> uuid.UUID:
+    """Return the person for this email, creating them on first purchase.
+
+    Two first purchases with the same new address can race; the unique blind index
+    decides, and the loser reads the winner's row instead of failing the order.
+    """
+    index = blind_index(keyring.blind_index_key, email)
+    person_id = session.execute(select(Person.id).where(Person.email_index == index)).scalar()
+    if person_id is None:
+        candidate = new_id()
+        data_key = new_data_key()
+        values = {
+            "id": candidate,
+            "email_index": index,
+            "email_ct": encrypt_field(data_key, candidate, "email", email.strip()),
+            "name_ct": encrypt_field(data_key, candidate, "name", name) if name else None,
+            "postcode_ct": encrypt_field(data_key, candidate, "postcode", postcode) if postcode else None,
+            "created_at": now,
+        }
+        statement = (
+            _insert_ignoring_duplicate(session)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["email_index"])
+            .returning(Person.id)
+        )
+        person_id = session.execute(statement).scalar()
+        if person_id is not None:
+            master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
+            session.execute(
+                insert(DataKey).values(
+                    person_id=person_id,
+                    master_key_id=master_key_id,
+                    wrapped_key=wrapped,
+                    created_at=now,
+                )
+            )
+            return person_id
+        person_id = session.execute(select(Person.id).where(Person.email_index == index)).scalar_one()
+    if name or postcode:
+        _update_fields(session, keyring, person_id, name=name, postcode=postcode)
+    return person_id
+
+
+def _update_fields(
+    session: Session, keyring: KeyRing, person_id: uuid.UUID, *, name: str | None, postcode: str | None
+) -> None:
+    """A returning buyer asked for a name or postcode this time: keep the latest answer."""
+    data_key = _data_key(session, keyring, person_id)
+    if data_key is None:
+        return
+    values: dict[str, bytes] = {}
+    if name:
+        values["name_ct"] = encrypt_field(data_key, person_id, "name", name)
+    if postcode:
+        values["postcode_ct"] = encrypt_field(data_key, person_id, "postcode", postcode)
+    session.execute(update(Person).where(Person.id == person_id).values(**values))
+
+
+def read_person(session: Session, keyring: KeyRing, person_id: uuid.UUID) -> PersonRecord | None:
+    """Decrypt a person, or None when they were erased (their data key is gone)."""
+    person = session.get(Person, person_id)
+    if person is None or person.is_erased or person.email_ct is None:
+        return None
+    data_key = _data_key(session, keyring, person_id)
+    if data_key is None:
+        return None
+
+    def field(name: str, sealed: bytes | None) -> str | None:
+        return decrypt_field(data_key, person_id, name, sealed) if sealed else None
+
+    return PersonRecord(
+        id=person_id,
+        email=decrypt_field(data_key, person_id, "email", person.email_ct),
+        name=field("name", person.name_ct),
+        postcode=field("postcode", person.postcode_ct),
+    )

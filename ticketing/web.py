@@ -1,0 +1,70 @@
+"""HTTP plumbing shared by the blueprints: content negotiation, JSON bodies, bearer
+tokens, problem details, absolute links. Imports no domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request, url_for
+from flask_babel import gettext as _
+
+from ticketing.errors import BadRequest, GuichetError
+
+PROBLEM_TYPE = "urn:guichet:problem:"
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json", "application/problem+json"])
+    return best in ("application/json", "application/problem+json")
+
+
+def json_body() -> Any:
+    """The parsed JSON body; a clear 400 when it is missing, not JSON, or malformed."""
+    if not request.is_json:
+        raise BadRequest(_("Send a JSON body with 'Content-Type: application/json'."), code="not_json")
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise BadRequest(_("The body is not valid JSON."), code="malformed_json")
+    return payload
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
+    """An RFC 9457 problem details response."""
+    body = {"type": PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def problem_from_error(error: GuichetError) -> Response:
+    extra: dict[str, Any] = dict(error.extra)
+    if error.errors:
+        extra["errors"] = error.errors
+    response = problem(error.status, error.code, error.title, error.message, **extra)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="guichet"'
+    return response
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute link for mails and payment redirects.
+
+    ``TICKETING_BASE_URL`` wins when set, so links are right behind a proxy and from the
+    CLI; otherwise the link follows the host the request came to.
+    """
+    base = current_app.config.get("BASE_URL")
+    if base:
+        return base + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
