@@ -218,3 +218,12 @@ def make_event(
 
 def first_ticket_type(event: Event) -> TicketType:
     return event.ticket_types[0]
+
+
+def published_event(app: Flask, **options: Any) -> Any:
+    """``make_event`` from outside an app context: returns plain ids, safe after the context ends."""
+    from types import SimpleNamespace
+
+    with app.app_context():
+        event = make_event(**options)
+        return SimpleNamespace(id=event.id, type_id=event.ticket_types[0].id)

@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, render_template, request, session
+from flask import Flask, Response, has_request_context, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import text
@@ -119,7 +119,9 @@ def _configure_logging(app: Flask) -> None:
 
 
 def _select_locale() -> str:
-    chosen = session.get("lang") if request else None
+    if not has_request_context():
+        return "en"
+    chosen = session.get("lang")
     if chosen in ("en", "fr"):
         return chosen
     return request.accept_languages.best_match(["en", "fr"]) or "en"

@@ -6,6 +6,7 @@ import datetime as dt
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
@@ -27,6 +28,7 @@ def register_commands(app: Flask) -> None:
 
 
 @click.command("create-organizer")
+@with_appcontext
 @click.argument("name")
 def create_organizer_command(name: str) -> None:
     """Create an organiser and print their API token (shown once; only its hash is kept)."""
@@ -36,6 +38,7 @@ def create_organizer_command(name: str) -> None:
 
 
 @click.command("expire-holds")
+@with_appcontext
 def expire_holds() -> None:
     """Give expired holds back to the stock (run from cron, e.g. every minute)."""
     released = release_expired_holds(db.session, utcnow())
@@ -43,6 +46,7 @@ def expire_holds() -> None:
 
 
 @click.command("generate-keys")
+@with_appcontext
 def generate_keys() -> None:
     """Print fresh production keys as environment lines (nothing is stored)."""
     values = new_key_values()
@@ -146,6 +150,7 @@ def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--no-serve", is_flag=True, help="Prepare the database and demo data, then exit.")

@@ -44,7 +44,8 @@ class KeyRing:
 
 def _b64(value: str, variable: str, length: int) -> bytes:
     try:
-        raw = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+        text = value.strip().replace("+", "-").replace("/", "_")
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise KeyConfigError(f"{variable} is not valid base64") from None
     if len(raw) != length:
