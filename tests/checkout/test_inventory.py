@@ -5,12 +5,12 @@ import threading
 
 from sqlalchemy import func, select
 
+from tests.conftest import make_event
 from ticketing.catalog.models import TicketType
 from ticketing.checkout.models import Order, OrderLine, Ticket
 from ticketing.checkout.services import OrderItem, OrderRequest, place_order, release_expired_holds
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
-from tests.conftest import make_event
 
 
 def order_body(event_id, ticket_type_id, n, quantity=1):

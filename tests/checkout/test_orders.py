@@ -5,11 +5,11 @@ import re
 
 from sqlalchemy import func, select, update
 
+from tests.conftest import csrf_token, outbox, post_form, published_event
 from ticketing.catalog.models import TicketType
 from ticketing.checkout.models import Order, Ticket
 from ticketing.extensions import db
 from ticketing.models import utcnow
-from tests.conftest import csrf_token, outbox, post_form, published_event
 
 LINK = re.compile(r"https?://[^/\s]+(/orders/[A-Z0-9-]+/[A-Za-z0-9_-]+)")
 
@@ -203,7 +203,7 @@ def test_find_my_orders_mails_working_links_and_looks_the_same_for_strangers(app
 
 
 def test_find_my_orders_is_rate_limited(app, client):
-    for n in range(3):
+    for _ in range(3):
         post_form(client, "/orders/find", "/orders/find", {"email": "flood@example.org"})
 
     fourth = post_form(client, "/orders/find", "/orders/find", {"email": "flood@example.org"})
