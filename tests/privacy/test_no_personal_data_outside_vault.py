@@ -34,7 +34,8 @@ def raw_database_bytes(app) -> bytes:
         chunks = []
         with engine.connect() as connection:
             for table in db.metadata.sorted_tables:
-                for row in connection.execute(sa.text(f'SELECT * FROM "{table.name}"'))  # noqa: S608 - names from our metadata:
+                query = sa.text(f'SELECT * FROM "{table.name}"')  # noqa: S608 - names from our own metadata
+                for row in connection.execute(query):
                     for value in row:
                         chunks.append(value if isinstance(value, bytes) else str(value).encode())
         return b"\n".join(chunks)
