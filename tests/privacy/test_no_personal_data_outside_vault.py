@@ -11,8 +11,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ticketing.extensions import db
 from tests.conftest import post_form, published_event
+from ticketing.extensions import db
 
 MARKERS = ["Zq7Marker.Buyer@Example.ORG", "Zorblax Quintavalle", "ZQ-7731"]
 
