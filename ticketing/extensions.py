@@ -27,7 +27,10 @@ def client_fingerprint() -> str:
     return hmac.new(key, b"ratelimit|" + address, hashlib.sha256).hexdigest()[:32]
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after a service commits: the route that called it renders them
+# without a second round trip. Where freshness matters, services re-read with
+# ``populate_existing`` or go through conditional UPDATEs, never through stale objects.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()

@@ -109,7 +109,7 @@ def test_expired_hold_is_released_when_the_stock_is_needed(ctx):
     db.session.refresh(first.order)
     assert first.order.status == "expired"
     assert second.order.status == "pending"
-    assert db.session.get(TicketType, event.ticket_types[0].id).reserved == 2
+    assert db.session.get(TicketType, event.ticket_types[0].id, populate_existing=True).reserved == 2
 
 
 def test_hold_still_valid_means_sold_out(ctx):

@@ -163,19 +163,19 @@ def _hold(session: Session, ticket_type_id: uuid.UUID, quantity: int) -> bool:
 
 def _load_event_for_sale(session: Session, event_id: str) -> Event:
     """The event and all its ticket types in one statement (an order's budget is tight)."""
-    types = (
+    event = (
         session.execute(
-            select(TicketType)
-            .join(TicketType.event)
+            select(Event)
+            .join(Event.ticket_types)
             .where(Event.id == parse_uuid(event_id), Event.status != "draft")
-            .options(contains_eager(TicketType.event))
+            .options(contains_eager(Event.ticket_types))
         )
-        .scalars()
-        .all()
+        .unique()
+        .scalar()
     )
-    if not types:
+    if event is None:
         raise NotFound(_("No such event."))
-    return types[0].event
+    return event
 
 
 def place_order(

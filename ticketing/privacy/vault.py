@@ -77,37 +77,33 @@ def store_person(
     decides, and the loser reads the winner's row instead of failing the order.
     """
     index = blind_index(keyring.blind_index_key, email)
-    person_id = session.execute(select(Person.id).where(Person.email_index == index)).scalar()
-    if person_id is None:
-        candidate = new_id()
-        data_key = new_data_key()
-        values = {
-            "id": candidate,
-            "email_index": index,
-            "email_ct": encrypt_field(data_key, candidate, "email", email.strip()),
-            "name_ct": encrypt_field(data_key, candidate, "name", name) if name else None,
-            "postcode_ct": encrypt_field(data_key, candidate, "postcode", postcode) if postcode else None,
-            "created_at": now,
-        }
-        statement = (
-            _insert_ignoring_duplicate(session)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["email_index"])
-            .returning(Person.id)
-        )
-        person_id = session.execute(statement).scalar()
-        if person_id is not None:
-            master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
-            session.execute(
-                insert(DataKey).values(
-                    person_id=person_id,
-                    master_key_id=master_key_id,
-                    wrapped_key=wrapped,
-                    created_at=now,
-                )
+    # Insert first: most buyers are new, and this spares them a lookup.
+    candidate = new_id()
+    data_key = new_data_key()
+    values = {
+        "id": candidate,
+        "email_index": index,
+        "email_ct": encrypt_field(data_key, candidate, "email", email.strip()),
+        "name_ct": encrypt_field(data_key, candidate, "name", name) if name else None,
+        "postcode_ct": encrypt_field(data_key, candidate, "postcode", postcode) if postcode else None,
+        "created_at": now,
+    }
+    statement = (
+        _insert_ignoring_duplicate(session)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["email_index"])
+        .returning(Person.id)
+    )
+    person_id = session.execute(statement).scalar()
+    if person_id is not None:
+        master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
+        session.execute(
+            insert(DataKey).values(
+                person_id=person_id, master_key_id=master_key_id, wrapped_key=wrapped, created_at=now
             )
-            return person_id
-        person_id = session.execute(select(Person.id).where(Person.email_index == index)).scalar_one()
+        )
+        return person_id
+    person_id = session.execute(select(Person.id).where(Person.email_index == index)).scalar_one()
     if name or postcode:
         _update_fields(session, keyring, person_id, name=name, postcode=postcode)
     return person_id
