@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import create_organizer
@@ -171,4 +172,5 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     click.echo(f"  API:         {base}/api/v1/events  (described at {base}/api/v1/openapi.json)")
     click.echo(f"  Mail outbox: {current_app.instance_path}/outbox/\n")
     if not no_serve:
-        current_app.run(host=host, port=port, debug=False, threaded=True, use_reloader=False)
+        # Flask.run() refuses to run inside a ``flask`` command; the server it wraps does not.
+        run_simple(host, port, current_app._get_current_object(), threaded=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
+
 
 def N_(message: str) -> str:
     """Marks a title for translation without translating it here (no app context yet)."""
@@ -28,7 +30,7 @@ class GuichetError(Exception):
         errors: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        self.message = message or self.title
+        self.message = message or gettext(self.title)
         if code:
             self.code = code
         self.errors = errors or {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, session
+from flask_babel import gettext as _
 
 from ticketing.errors import NotFound
 
@@ -23,7 +24,7 @@ def healthz() -> tuple[Response, int]:
 def switch_language(code: str) -> Response:
     """The one reason a reader who never buys gets a cookie: they asked for a language."""
     if code not in current_app.config["LANGUAGES"]:
-        raise NotFound("No such language.")
+        raise NotFound(_("No such language."))
     session["lang"] = code
     target = request.args.get("next", "/")
     parts = urlsplit(target)
