@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, Response, has_request_context, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
@@ -33,17 +34,23 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # Secret parts of URLs (order links, payment pages) are cut out of request logs.
-SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[A-Z0-9-]{1,16}/)[A-Za-z0-9_\-]+")
+SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[^/\s?\"]{1,48}/)[^\s?\"]+")
+
+
+# Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
+CLIENT_ADDRESS = re.compile(r"^[0-9A-Fa-f:.%\[\]]+ - ")
 
 
 class RedactSecretPaths(logging.Filter):
+    """Cuts secrets and client addresses out of request log lines before they are written."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
                 SECRET_PATH.sub(r"\1[token]", arg) if isinstance(arg, str) else arg for arg in record.args
             )
         if isinstance(record.msg, str):
-            record.msg = SECRET_PATH.sub(r"\1[token]", record.msg)
+            record.msg = CLIENT_ADDRESS.sub("[client] - ", SECRET_PATH.sub(r"\1[token]", record.msg))
         return True
 
 
@@ -162,6 +169,8 @@ def _register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         title = error.name
         detail = _http_detail(status)
+        if isinstance(error, CSRFError):
+            detail = _("This form expired or was sent from elsewhere. Reload the page and try again.")
         if wants_json():
             code = title.lower().replace(" ", "_")
             response = problem(status, code, title, detail)
@@ -169,7 +178,7 @@ def _register_error_handlers(app: Flask) -> None:
             if status == 405 and valid_methods:
                 response.headers["Allow"] = ", ".join(valid_methods)
             return response
-        return page(status, _(title), detail)
+        return page(status, _http_title(status, title), detail)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Any:
@@ -180,6 +189,20 @@ def _register_error_handlers(app: Flask) -> None:
         if wants_json():
             return problem(500, "internal_error", "Internal error", detail)
         return page(500, _("Internal error"), detail)
+
+
+def _http_title(status: int, english: str) -> str:
+    titles = {
+        400: _("Bad request"),
+        401: _("Authentication required"),
+        403: _("Not allowed"),
+        404: _("Page not found"),
+        405: _("Method not allowed"),
+        413: _("Request too large"),
+        415: _("Unsupported content type"),
+        429: _("Too many requests"),
+    }
+    return titles.get(status, english)
 
 
 def _http_detail(status: int) -> str:

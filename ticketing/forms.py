@@ -30,6 +30,16 @@ def timezone_or_none(name: str) -> ZoneInfo | None:
         return None
 
 
+def _is_utf8_encodable(value: str) -> bool:
+    """JSON may carry lone surrogates (``"\\ud800"``); they cannot be encrypted, indexed or
+    stored, so they are refused here rather than failing deep inside a service."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class FieldParser:
     """Reads typed values from a mapping; collects errors instead of stopping at the first."""
 
@@ -65,7 +75,7 @@ class FieldParser:
             self.fail(name, _("Must be at most %(n)d characters.", n=max_length))
             return default
         control = CONTROL_CHARACTERS.search(value) or (not multiline and ("\n" in value or "\r" in value))
-        if control:
+        if control or not _is_utf8_encodable(value):
             self.fail(name, _("Contains characters that are not allowed."))
             return default
         return value
@@ -138,7 +148,11 @@ class FieldParser:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=zone)
-        return parsed.astimezone(dt.UTC)
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:  # year 1 or 9999 shifted past the calendar's edge
+            self.fail(name, _("Must be a date and time like 2026-12-31T20:30:00+01:00."))
+            return None
 
     def finish(self) -> None:
         if self.errors:

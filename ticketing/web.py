@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request, url_for
 from flask_babel import gettext as _
+from werkzeug.exceptions import BadRequest as MalformedJSON
 
 from ticketing.errors import BadRequest, GuichetError
 
@@ -24,10 +25,11 @@ def json_body() -> Any:
     """The parsed JSON body; a clear 400 when it is missing, not JSON, or malformed."""
     if not request.is_json:
         raise BadRequest(_("Send a JSON body with 'Content-Type: application/json'."), code="not_json")
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise BadRequest(_("The body is not valid JSON."), code="malformed_json")
-    return payload
+    try:
+        # Not ``silent=True``: it would answer ``null`` and broken JSON alike with None.
+        return request.get_json()
+    except (MalformedJSON, RecursionError):  # RecursionError: "[[[[...", nested too deep
+        raise BadRequest(_("The body is not valid JSON."), code="malformed_json") from None
 
 
 def bearer_token() -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -54,7 +55,10 @@ def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Org
     """Return the organiser and their API token; the token is shown once, only its hash kept."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise Invalid(_("An organiser needs a name of 1 to 200 characters."), errors={"name": "1 to 200 characters"})
+        raise Invalid(
+            _("An organiser needs a name of 1 to 200 characters."),
+            errors={"name": _("An organiser needs a name of 1 to 200 characters.")},
+        )
     token = new_token()
     organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
     session.add(organizer)
@@ -93,11 +97,11 @@ def list_organizer_events(session: Session, organizer: Organizer) -> list[Event]
     )
 
 
-def parse_uuid(value: str, what: str = "event") -> uuid.UUID:
+def parse_uuid(value: str, not_found: str | None = None) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise NotFound(_("No such %(what)s.", what=what)) from None
+        raise NotFound(not_found or _("No such event.")) from None
 
 
 def get_public_event(session: Session, event_id: str) -> Event:
@@ -106,6 +110,7 @@ def get_public_event(session: Session, event_id: str) -> Event:
         select(Event)
         .where(Event.id == parse_uuid(event_id), Event.status != "draft")
         .options(selectinload(Event.ticket_types))
+        .execution_options(populate_existing=True)  # availability must be live, not cached
     ).scalar()
     if event is None:
         raise NotFound(_("No such event."))
@@ -124,6 +129,8 @@ def _parse_event(payload: Mapping[str, Any], event: Event | None) -> dict[str, A
     creating = event is None
     fields = FieldParser(payload)
     values: dict[str, Any] = {}
+    # A reader runs only when creating or when the field is sent, so ``required=True``
+    # below also refuses a PATCH that would blank a NOT NULL column (null or "").
     timezone_name = fields.text("timezone", max_length=64) or (event.timezone if event else "Europe/Paris")
     zone = timezone_or_none(timezone_name)
     if zone is None:
@@ -133,12 +140,12 @@ def _parse_event(payload: Mapping[str, Any], event: Event | None) -> dict[str, A
     if fields.has("timezone") or creating:
         values["timezone"] = timezone_name
     readers = {
-        "title": lambda: fields.text("title", required=creating, max_length=200),
+        "title": lambda: fields.text("title", required=True, max_length=200),
         "description": lambda: fields.text("description", max_length=10_000, multiline=True, default=""),
         "venue_name": lambda: fields.text("venue_name", max_length=200, default=""),
         "venue_address": lambda: fields.text("venue_address", max_length=500, multiline=True, default=""),
-        "starts_at": lambda: fields.instant("starts_at", zone=zone, required=creating),
-        "ends_at": lambda: fields.instant("ends_at", zone=zone, required=creating),
+        "starts_at": lambda: fields.instant("starts_at", zone=zone, required=True),
+        "ends_at": lambda: fields.instant("ends_at", zone=zone, required=True),
         "doors_at": lambda: fields.instant("doors_at", zone=zone),
         "mode": lambda: fields.choice("mode", EVENT_MODES, default="in_person"),
         "currency": lambda: fields.choice("currency", CURRENCIES, default="EUR"),
@@ -204,10 +211,10 @@ def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: Ti
     zone = timezone_or_none(event.timezone) or timezone_or_none("UTC")
     assert zone is not None
     readers = {
-        "name": lambda: fields.text("name", required=creating, max_length=100),
-        "price_cents": lambda: fields.integer("price_cents", required=creating, maximum=MAX_PRICE_CENTS),
+        "name": lambda: fields.text("name", required=True, max_length=100),
+        "price_cents": lambda: fields.integer("price_cents", required=True, maximum=MAX_PRICE_CENTS),
         "fee_cents": lambda: fields.integer("fee_cents", maximum=MAX_PRICE_CENTS, default=0),
-        "capacity": lambda: fields.integer("capacity", required=creating, maximum=MAX_CAPACITY),
+        "capacity": lambda: fields.integer("capacity", required=True, maximum=MAX_CAPACITY),
         "sale_starts_at": lambda: fields.instant("sale_starts_at", zone=zone),
         "sale_ends_at": lambda: fields.instant("sale_ends_at", zone=zone),
         "max_per_order": lambda: fields.integer("max_per_order", minimum=1, maximum=MAX_PER_ORDER, default=10),
@@ -249,7 +256,7 @@ def add_ticket_type(session: Session, event: Event, payload: Mapping[str, Any], 
 
 
 def get_own_ticket_type(session: Session, event: Event, ticket_type_id: str) -> TicketType:
-    ticket_type = session.get(TicketType, parse_uuid(ticket_type_id, "ticket type"))
+    ticket_type = session.get(TicketType, parse_uuid(ticket_type_id, _("No such ticket type.")))
     if ticket_type is None or ticket_type.event_id != event.id:
         raise NotFound(_("No such ticket type."))
     return ticket_type
@@ -275,7 +282,11 @@ def update_ticket_type(
             session.rollback()
             taken = ticket_type.reserved + ticket_type.sold
             raise Conflict(
-                _("Capacity cannot go below the %(n)d tickets already sold or held.", n=taken),
+                ngettext(
+                    "Capacity cannot go below the %(num)d ticket already sold or held.",
+                    "Capacity cannot go below the %(num)d tickets already sold or held.",
+                    taken,
+                ),
                 code="capacity_below_sold",
             )
     for name, value in values.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
 from flask import Blueprint, current_app, redirect, render_template, request
@@ -13,13 +14,16 @@ from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import availability_read
 from ticketing.checkout import services
 from ticketing.checkout.notify import send_order_links, send_order_paid_mail
+from ticketing.crypto import blind_index
 from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, keyring, limiter
-from ticketing.forms import FieldParser
+from ticketing.forms import EMAIL_PATTERN, FieldParser
 from ticketing.models import utcnow
 from ticketing.web import external_url
 
 bp = Blueprint("checkout", __name__)
+
+ITEM_KEY = re.compile(r"items\[(\d+)\]")
 
 
 @availability_read.connect
@@ -43,6 +47,7 @@ def _event_page_with(event_id: str, status: int, **context: object) -> tuple[str
 def create_order(event_id: str) -> Response | tuple[str, int]:
     now = utcnow()
     event = get_public_event(db.session, event_id)
+    order_request = None
     try:
         order_request = services.parse_order_form(request.form, event)
         placed = services.place_order(
@@ -56,10 +61,28 @@ def create_order(event_id: str) -> Response | tuple[str, int]:
             provider=current_app.extensions["guichet.payments"].name,
         )
     except Invalid as error:
-        return _event_page_with(event_id, 422, errors=error.errors, message=error.message)
+        errors = _errors_by_form_field(error.errors, order_request)
+        return _event_page_with(event_id, 422, errors=errors, message=error.message)
     except SoldOut as error:
         return _event_page_with(event_id, 409, message=error.message)
     return _continue_to_payment(placed)
+
+
+def _errors_by_form_field(errors: dict[str, str], order_request: services.OrderRequest | None) -> dict[str, str]:
+    """``place_order`` names a line ``items[i]``; the buy form names it ``qty-<ticket type id>``.
+
+    The form sends each ticket type once, so line ``i`` is ``order_request.items[i]``; moving
+    the message there puts it next to its field, where a screen reader announces it.
+    """
+    if order_request is None:
+        return errors
+    by_field: dict[str, str] = {}
+    for key, message in errors.items():
+        line = ITEM_KEY.match(key)
+        if line and int(line.group(1)) < len(order_request.items):
+            key = f"qty-{order_request.items[int(line.group(1))].ticket_type_id}"
+        by_field.setdefault(key, message)
+    return by_field
 
 
 def _continue_to_payment(placed: services.PlacedOrder) -> Response:
@@ -81,14 +104,17 @@ def order_page(code: str, token: str) -> str:
 
 def _email_fingerprint() -> str:
     """Limit per address as well as per client, so nobody can flood a stranger's inbox."""
-    from ticketing.crypto import blind_index
-
     return blind_index(keyring().blind_index_key, request.form.get("email", "")).hex()[:32]
+
+
+def _not_an_email() -> bool:
+    """A malformed address sends no mail: it gets its form error, not the address limit."""
+    return EMAIL_PATTERN.match(request.form.get("email", "").strip()) is None
 
 
 @bp.route("/orders/find", methods=["GET", "POST"])
 @limiter.limit("10 per minute; 30 per hour", methods=["POST"])
-@limiter.limit("3 per hour", methods=["POST"], key_func=_email_fingerprint)
+@limiter.limit("3 per hour", methods=["POST"], key_func=_email_fingerprint, exempt_when=_not_an_email)
 def find_orders() -> str | tuple[str, int]:
     if request.method == "GET":
         return render_template("checkout/find.html", errors={}, form={})

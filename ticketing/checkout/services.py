@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
@@ -31,6 +33,7 @@ from ticketing.privacy.vault import find_person_id, store_person
 log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a door
+CODE_PATTERN = re.compile(f"[{CODE_ALPHABET}]{{5}}-[{CODE_ALPHABET}]{{5}}")
 MAX_ITEMS = 20
 MAX_QUANTITY = 50
 RELEASE_BATCH = 500
@@ -84,7 +87,7 @@ def _parse_postcode(fields: FieldParser) -> str | None:
 def parse_order_json(payload: Any) -> tuple[str, OrderRequest]:
     """Read ``POST /api/v1/orders``; returns the event id and the request."""
     if not isinstance(payload, Mapping):
-        raise Invalid(_("The body must be a JSON object."), errors={"": "expected an object"})
+        raise Invalid(_("The body must be a JSON object."), errors={"": _("The body must be a JSON object.")})
     fields = FieldParser(payload)
     event_id = fields.text("event_id", required=True, max_length=64)
     email = fields.email()
@@ -123,18 +126,28 @@ def parse_order_json(payload: Any) -> tuple[str, OrderRequest]:
 
 
 def parse_order_form(form: Mapping[str, str], event: Event) -> OrderRequest:
-    """Read the buy form of an event page: one ``qty-<ticket type id>`` field per type."""
+    """Read the buy form of an event page: one ``qty-<ticket type id>`` field per type.
+
+    Every problem is reported at once, including the name and postcode this event asks
+    for, so that the buyer fixes the form in one go.
+    """
     fields = FieldParser(form)
     email = fields.email()
-    name = fields.text("name", max_length=200)
-    postcode = _parse_postcode(fields)
+    name = fields.text("name", max_length=200) if event.ask_name else None
+    postcode = _parse_postcode(fields) if event.ask_postcode else None
+    if event.ask_name and not name and "name" not in fields.errors:
+        fields.fail("name", _("This event asks for your name."))
+    if event.ask_postcode and not postcode and "postcode" not in fields.errors:
+        fields.fail("postcode", _("This event asks for your postcode."))
     items: list[OrderItem] = []
+    quantity_errors = False
     for ticket_type in event.ticket_types:
         field_name = f"qty-{ticket_type.id}"
         quantity = fields.integer(field_name, minimum=0, maximum=MAX_QUANTITY, default=0)
+        quantity_errors = quantity_errors or field_name in fields.errors
         if quantity:
             items.append(OrderItem(ticket_type.id, quantity))
-    if not items and not fields.errors:
+    if not items and not quantity_errors:
         fields.fail("tickets", _("Choose at least one ticket."))
     fields.finish()
     assert email is not None
@@ -198,12 +211,16 @@ def place_order(
     event = _load_event_for_sale(session, event_id)
     types = {t.id: t for t in event.ticket_types}
     wanted = _merge(request.items)
+    # Errors name the client's own line: the first item that asked for this type.
+    line_of = {}
+    for index, item in enumerate(request.items):
+        line_of.setdefault(item.ticket_type_id, index)
     errors: dict[str, str] = {}
     if event.status == "cancelled":
         raise Conflict(_("This event is cancelled."), code="event_cancelled")
-    for position, (type_id, quantity) in enumerate(wanted.items()):
+    for type_id, quantity in wanted.items():
         ticket_type = types.get(type_id)
-        key = f"items[{position}]"
+        key = f"items[{line_of[type_id]}]"
         if ticket_type is None:
             errors[f"{key}.ticket_type_id"] = _("No such ticket type for this event.")
             continue
@@ -213,8 +230,11 @@ def place_order(
         elif state.state in ("ended", "unavailable"):
             errors[key] = _("Sales for %(name)s are closed.", name=ticket_type.name)
         elif quantity > ticket_type.max_per_order:
-            errors[key] = _(
-                "At most %(n)d %(name)s tickets per order.", n=ticket_type.max_per_order, name=ticket_type.name
+            errors[key] = ngettext(
+                "At most %(num)d %(name)s ticket per order.",
+                "At most %(num)d %(name)s tickets per order.",
+                ticket_type.max_per_order,
+                name=ticket_type.name,
             )
     if event.ask_name and not request.name:
         errors["name"] = _("This event asks for your name.")
@@ -383,9 +403,13 @@ def release_expired_holds(session: Session, now: dt.datetime, event_id: uuid.UUI
 
 def find_order(session: Session, code: str, access_token: str) -> Order:
     """The order this code and token open; a wrong token is the same 404 as no order."""
+    code = code.strip().upper()
+    if not CODE_PATTERN.fullmatch(code):
+        # Not a code we issue: no query (PostgreSQL would also refuse a NUL byte with a 500).
+        raise NotFound(_("No order matches this link. Check that you copied the whole link."), code="order_not_found")
     order = session.execute(
         select(Order)
-        .where(Order.code == code.strip().upper())
+        .where(Order.code == code)
         .options(
             selectinload(Order.lines).selectinload(OrderLine.ticket_type),
             selectinload(Order.tickets).selectinload(Ticket.ticket_type),

@@ -116,15 +116,22 @@ def new_key_values() -> dict[str, str]:
 def generate_key_file(path: Path) -> dict[str, str]:
     """Create the development key file once (mode 0600) and return its values.
 
-    O_EXCL makes two processes starting at once agree on one set of keys: the loser of
-    the race reads what the winner wrote.
+    Two processes starting at once must agree on one set of keys: each writes a private
+    temporary file, and ``os.link`` (atomic, fails if the name exists) lets exactly one
+    of them publish it; the others read the winner's complete file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return json.loads(path.read_text())
     values = new_key_values()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(values, handle, indent=2)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        values = json.loads(path.read_text())
+    finally:
+        temporary.unlink()
     return values

@@ -39,11 +39,12 @@ def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
     message["Date"] = email.utils.formatdate(localtime=False)
     domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.utils.make_msgid(domain=domain)
-    message["Content-Language"] = mail.language
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.text)
     if mail.html:
         message.add_alternative(mail.html, subtype="html")
+    # After the body: set_content() drops every Content-* header set before it.
+    message["Content-Language"] = mail.language
     return message
 
 
