@@ -1,0 +1,97 @@
+"""Fixtures for end-to-end tests: a SQLite copy per test, a live server, a real Chromium.
+
+Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright; we never download a
+browser. Outside CI a missing Chromium skips the browser tests with the reason; with
+``CI=true`` it fails them, so CI cannot go green without having run them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from tests.conftest import IN_CI, make_app, make_event
+from ticketing.extensions import db
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A private copy of the migrated SQLite template (e2e tests run on SQLite only)."""
+    path = tmp_path / "guichet.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def dispose(app: Flask) -> None:
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    app: Flask
+    url: str
+    event_id: str
+    ticket_type_id: str
+
+
+@pytest.fixture
+def live_server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A real HTTP server on 127.0.0.1 (random port) with one published event."""
+    app = make_app(tmp_path / "instance", sqlite_url)
+    with app.app_context():
+        event = make_event(capacity=10, price_cents=1500, fee_cents=100, ask_postcode=True)
+        event_id, ticket_type_id = str(event.id), str(event.ticket_types[0].id)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="guichet-live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app, f"http://127.0.0.1:{server.server_port}", event_id, ticket_type_id)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        dispose(app)
+
+
+def _chromium_or_skip() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    reason = f"{CHROMIUM} is missing (install Debian's chromium: apt-get install chromium)"
+    if IN_CI:
+        pytest.fail(f"CI=true: browser tests must run, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole run; each test opens its own context."""
+    executable = _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    finally:
+        playwright.stop()
