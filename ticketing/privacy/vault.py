@@ -49,8 +49,14 @@ def _insert_ignoring_duplicate(session: Session):  # type: ignore[no-untyped-def
 
 
 def find_person_id(session: Session, keyring: KeyRing, email: str) -> uuid.UUID | None:
+    """The person with this email, if any. During a blind-index key rotation, rows not yet
+    rebuilt still carry an index made with a previous key, so those are tried too."""
     index = blind_index(keyring.blind_index_key, email)
-    return session.execute(select(Person.id).where(Person.email_index == index)).scalar()
+    found = session.execute(select(Person.id).where(Person.email_index == index)).scalar()
+    if found is not None or not keyring.previous_blind_index_keys:
+        return found
+    older = [blind_index(key, email) for key in keyring.previous_blind_index_keys]
+    return session.execute(select(Person.id).where(Person.email_index.in_(older)).limit(1)).scalar()
 
 
 def _data_key(session: Session, keyring: KeyRing, person_id: uuid.UUID) -> bytes | None:
@@ -77,12 +83,21 @@ def store_person(
     decides, and the loser reads the winner's row instead of failing the order.
     """
     index = blind_index(keyring.blind_index_key, email)
+    if keyring.previous_blind_index_keys:
+        # Mid-rotation, a returning buyer's row may still carry an old index: find it, or
+        # the insert below would create a second person for the same address.
+        existing = find_person_id(session, keyring, email)
+        if existing is not None:
+            if name or postcode:
+                _update_fields(session, keyring, existing, name=name, postcode=postcode)
+            return existing
     # Insert first: most buyers are new, and this spares them a lookup.
     candidate = new_id()
     data_key = new_data_key()
     values = {
         "id": candidate,
         "email_index": index,
+        "index_key_id": keyring.blind_index_key_id,
         "email_ct": encrypt_field(data_key, candidate, "email", email.strip()),
         "name_ct": encrypt_field(data_key, candidate, "name", name) if name else None,
         "postcode_ct": encrypt_field(data_key, candidate, "postcode", postcode) if postcode else None,
