@@ -163,3 +163,31 @@ def test_erase_form_without_csrf_token_is_refused(app, client):
     assert response.status_code == 400
     with app.app_context():
         assert find_person_id(db.session, keyring(), EMAIL) is not None
+
+
+def test_concurrent_erasures_of_one_buyer_write_one_receipt(app, client):
+    import threading
+
+    order = buy(client, published_event(app), EMAIL)
+    barrier = threading.Barrier(6)
+    answers: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def erase() -> None:
+        own_client = app.test_client()
+        barrier.wait(timeout=10)
+        response = erase_by_api(own_client, order)
+        with lock:
+            answers.append((response.status_code, response.get_json().get("receipt_id")))
+
+    threads = [threading.Thread(target=erase) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(answers) == 6
+    assert {status for status, _ in answers} == {200}
+    assert len({receipt for _, receipt in answers}) == 1
+    with app.app_context():
+        assert db.session.execute(sa.select(sa.func.count()).select_from(ErasureReceipt)).scalar_one() == 1

@@ -157,3 +157,20 @@ def test_erasure_by_order_link_then_api_gives_one_receipt(app, client):
     with app.app_context():
         receipt = db.session.execute(sa.select(ErasureReceipt)).scalar_one()
     assert again.get_json()["receipt_id"] == str(receipt.id)
+
+
+def test_request_log_of_a_my_data_link_holds_no_token(app, client, caplog):
+    from tests.test_security import capture_everything, logged_text, serve_once
+
+    buy(client, published_event(app), KNOWN)
+    with app.app_context():
+        person_id = find_person_id(db.session, keyring(), KNOWN)
+        token = services.make_request_token(app.config["SECRET_KEY"], person_id, utcnow())
+    capture_everything(caplog)
+
+    status = serve_once(app, f"/privacy/my-data/{token}")
+
+    assert status == 200
+    request_lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/privacy/my-data/[token]" in line for line in request_lines), request_lines
+    assert token not in logged_text(caplog) and KNOWN.lower() not in logged_text(caplog).lower()
