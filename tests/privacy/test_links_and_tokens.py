@@ -174,3 +174,22 @@ def test_request_log_of_a_my_data_link_holds_no_token(app, client, caplog):
     request_lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert any("/privacy/my-data/[token]" in line for line in request_lines), request_lines
     assert token not in logged_text(caplog) and KNOWN.lower() not in logged_text(caplog).lower()
+
+
+def test_purge_forgets_spent_links_only_once_they_have_expired(app, runner):
+    from ticketing.privacy.models import UsedPrivacyToken
+
+    now = utcnow()
+    with app.app_context():
+        db.session.add_all(
+            [
+                UsedPrivacyToken(token_hash="a" * 64, used_at=now - dt.timedelta(minutes=31)),
+                UsedPrivacyToken(token_hash="b" * 64, used_at=now - dt.timedelta(minutes=5)),
+            ]
+        )
+        db.session.commit()
+
+    runner.invoke(args=["purge-personal-data"])
+
+    with app.app_context():
+        assert db.session.execute(sa.select(UsedPrivacyToken.token_hash)).scalars().all() == ["b" * 64]

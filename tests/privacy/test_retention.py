@@ -112,3 +112,70 @@ def test_new_events_keep_data_thirty_days_by_default(app, client):
     )
 
     assert response.get_json()["retention_days"] == 30
+
+
+def test_purge_waits_for_a_returning_buyers_purchase_and_keeps_them(app, client, database):
+    """A buyer of a past event buys again while the purge runs: the new order must win."""
+    import threading
+
+    import pytest
+    from sqlalchemy.orm import Session
+
+    from ticketing.checkout.models import Order
+    from ticketing.crypto import hash_token
+    from ticketing.models import begin_write, new_id
+    from ticketing.privacy.links import person_links
+    from ticketing.privacy.services import purge_expired_persons
+    from ticketing.privacy.vault import store_person
+
+    if not database.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): a purge cannot interleave with a purchase")
+    old, coming = published_event(app), published_event(app)
+    buy(client, old, "returning@example.org")
+    _end_event(app, old.id, days_ago=40)
+    purge_done = threading.Event()
+
+    with app.app_context():
+        purchase = Session(db.engine)
+        begin_write(purchase)
+        person_id = store_person(purchase, keyring(), email="returning@example.org", now=utcnow())
+
+        def purge() -> None:
+            with app.app_context():
+                list(purge_expired_persons(db.session, person_links(), now=utcnow()))
+                db.session.remove()
+            purge_done.set()
+
+        worker = threading.Thread(target=purge)
+        worker.start()
+        with db.engine.connect() as watcher:
+            waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            deadline = utcnow() + dt.timedelta(seconds=10)
+            while watcher.execute(waiting).scalar_one() == 0 and utcnow() < deadline:
+                assert not purge_done.wait(0.02), "the purge did not wait for the purchase"
+                watcher.rollback()
+        now = utcnow()
+        purchase.add(
+            Order(
+                id=new_id(),
+                code="ZZZZZ-ZZZZZ",
+                access_token_hash=hash_token("t"),
+                event_id=coming.id,
+                person_id=person_id,
+                status="paid",
+                currency="EUR",
+                subtotal_cents=0,
+                fee_cents=0,
+                total_cents=0,
+                provider="free",
+                hold_expires_at=now,
+                created_at=now,
+                paid_at=now,
+            )
+        )
+        purchase.commit()
+        purchase.close()
+        worker.join(timeout=30)
+
+    assert purge_done.is_set()
+    assert _known(app, "returning@example.org")

@@ -53,6 +53,7 @@ def purge_personal_data(batch_size: int) -> None:
         ):
             erased += erased_now
             bar.update(checked)
+    services.forget_spent_links(db.session, now)
     click.echo(f"Erased {erased} person(s) past retention; {total - erased} kept.")
 
 

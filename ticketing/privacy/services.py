@@ -313,8 +313,16 @@ def purge_expired_persons(
         session.rollback()
         if not batch:
             return
+        checked = len(batch)
         after = batch[-1]
         begin_write(session)
+        # Lock first, then read the orders: a purchase by a returning buyer holds a share
+        # lock on their row (``store_person``), so its new order is seen here, not missed.
+        batch = (
+            session.execute(select(Person.id).where(Person.id.in_(batch), Person.erased_at.is_(None)).with_for_update())
+            .scalars()
+            .all()
+        )
         needed: dict[uuid.UUID, dt.datetime] = {}
         for link in links:
             for person_id, until in link.retention_ends(session, batch).items():
@@ -323,7 +331,20 @@ def purge_expired_persons(
         expired = [p for p in batch if p not in needed or needed[p] <= now]
         erased = _erase_batch(session, links, expired, route="retention", now=now) if expired else []
         session.commit()
-        yield len(batch), len(erased)
+        yield checked, len(erased)
+
+
+def forget_spent_links(session: Session, now: dt.datetime) -> int:
+    """Drop the hashes of spent links that have expired anyway (signed before their use, so
+    dead ``LINK_MAX_AGE`` after it): the table stays small without weakening single use."""
+    begin_write(session)
+    removed = session.execute(
+        delete(UsedPrivacyToken)
+        .where(UsedPrivacyToken.used_at < now - dt.timedelta(seconds=LINK_MAX_AGE))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return removed
 
 
 # --- key rotation -------------------------------------------------------------------

@@ -109,19 +109,28 @@ def store_person(
         .on_conflict_do_nothing(index_elements=["email_index"])
         .returning(Person.id)
     )
-    person_id = session.execute(statement).scalar()
-    if person_id is not None:
-        master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
-        session.execute(
-            insert(DataKey).values(
-                person_id=person_id, master_key_id=master_key_id, wrapped_key=wrapped, created_at=now
+    for _attempt in range(2):
+        person_id = session.execute(statement).scalar()
+        if person_id is not None:
+            master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
+            session.execute(
+                insert(DataKey).values(
+                    person_id=person_id, master_key_id=master_key_id, wrapped_key=wrapped, created_at=now
+                )
             )
-        )
-        return person_id
-    person_id = session.execute(select(Person.id).where(Person.email_index == index)).scalar_one()
-    if name or postcode:
-        _update_fields(session, keyring, person_id, name=name, postcode=postcode)
-    return person_id
+            return person_id
+        # A share lock on the returning buyer's row: an erasure (or the retention purge)
+        # of this person waits for our order to commit and then sees it, or, when it got
+        # the row first, blanks the index and we insert a fresh person on the next turn.
+        # Without it, a new order could be linked to a person erased a moment before.
+        person_id = session.execute(
+            select(Person.id).where(Person.email_index == index).with_for_update(read=True)
+        ).scalar()
+        if person_id is not None:
+            if name or postcode:
+                _update_fields(session, keyring, person_id, name=name, postcode=postcode)
+            return person_id
+    raise RuntimeError("the person row kept changing under a purchase")
 
 
 def _update_fields(
