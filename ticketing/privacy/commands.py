@@ -97,8 +97,10 @@ def rotate_master_key(batch_size: int, remove_old: bool) -> None:
         update_key_file(_key_file(), {"master_keys": format_master_keys({newest: keyring().master_keys[newest]})})
         _reload()
         click.echo(f"Removed old master key(s) {', '.join(old)} from {_key_file()}.")
+    elif old and config.MASTER_KEYS:
+        click.echo(f"Old master key(s) {', '.join(old)} can now be removed from TICKETING_MASTER_KEYS.")
     elif old:
-        click.echo(f"Old master key(s) {', '.join(old)} can now be removed from the configuration.")
+        click.echo(f"Old master key(s) {', '.join(old)} can now be removed: rerun with --remove-old.")
 
 
 @click.command("rotate-blind-index-key")
