@@ -2,7 +2,7 @@
 
 Flask + Flask-SQLAlchemy + psycopg on the same PostgreSQL database, served by the same
 gunicorn settings, with one POST route that reads a JSON body and inserts one row. The
-engine options match Guichet's (``pool_pre_ping``), so that the ratio printed by the
+engine options match Guichet's (``pool_recycle``, no pre-ping), so that the ratio printed by the
 benchmark is the cost of checkout itself, not of a different connection setup.
 
 Served as ``gunicorn --chdir bench 'baseline_app:create_app()'`` with
@@ -42,7 +42,7 @@ class Hit(Base):
 def create_app(database_url: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url or os.environ[DATABASE_URL_VARIABLE]
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_recycle": 1800}
     db.init_app(app)
 
     @app.post("/hits")
