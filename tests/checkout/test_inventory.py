@@ -158,3 +158,16 @@ def test_event_page_releases_expired_holds_lazily(app, client):
     page = client.get(f"/events/{event_id}").get_data(as_text=True)
 
     assert "3 left" in page
+
+
+def test_list_of_events_releases_expired_holds_lazily(app, client):
+    with app.app_context():
+        event = make_event(capacity=2)
+        place(event, 2, utcnow() - dt.timedelta(minutes=30))
+        type_id = event.ticket_types[0].id
+
+    page = client.get("/").get_data(as_text=True)
+
+    assert "Tickets available" in page
+    with app.app_context():
+        assert db.session.get(TicketType, type_id).reserved == 0
