@@ -72,7 +72,9 @@ class BaseConfig:
         self.RATELIMIT_ENABLED = _flag(env.get("TICKETING_RATELIMIT_ENABLED"), True)
         self.LOG_LEVEL = (env.get("TICKETING_LOG_LEVEL") or "INFO").upper()
         self.SESSION_COOKIE_SECURE = _flag(env.get("TICKETING_SECURE_COOKIES"), self.REQUIRE_KEYS_FROM_ENV)
-        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per request. A connection that died with the
+        # database fails its one request with a 503 (see create_app) and the pool renews.
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_recycle": 1800}
         if self.DATABASE_URL:
             self.DATABASE_URL = normalise_database_url(self.DATABASE_URL)
         self._check()

@@ -12,7 +12,8 @@ import datetime as dt
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,29 @@ def published_event(app: Flask, **options: Any) -> Any:
     with app.app_context():
         event = make_event(**options)
         return SimpleNamespace(id=event.id, type_id=event.ticket_types[0].id)
+
+
+def run_together(count: int, work: Callable[[int], None], timeout: float = 120) -> None:
+    """Run ``work(n)`` for n in range(count) in threads released at the same instant.
+
+    Any exception in a thread fails the test, and so does a thread still running after
+    ``timeout`` seconds: a race test that hangs must not pass.
+    """
+    barrier = threading.Barrier(count)
+    failures: list[BaseException] = []
+
+    def runner(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            work(n)
+        except BaseException as error:  # noqa: BLE001 - reported to the test below
+            failures.append(error)
+
+    threads = [threading.Thread(target=runner, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread was still running at the timeout"
+    if failures:
+        raise failures[0]

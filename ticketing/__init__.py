@@ -9,11 +9,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, has_request_context, render_template, request, session
+from flask import Flask, Response, has_request_context, make_response, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from config import BaseConfig, ConfigError, config_from_name
@@ -167,6 +168,7 @@ def _register_blueprints(app: Flask) -> None:
     app.extensions["guichet.person_links"] = [OrderLinks()]
     for blueprint in (catalog_api, checkout_api, openapi, privacy_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
+        limiter.exempt(blueprint)  # no limit there; skip the limiter's work on every call
         app.register_blueprint(blueprint)
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages):
         app.register_blueprint(blueprint)
@@ -199,6 +201,20 @@ def _register_error_handlers(app: Flask) -> None:
                 response.headers["Allow"] = ", ".join(valid_methods)
             return response
         return page(status, _http_title(status, title), detail)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(error: Exception) -> Any:
+        """The database is down or restarted: say so and invite a retry; nothing was written."""
+        db.session.rollback()
+        log.warning("database unavailable at %s %s: %s", request.method, request.url_rule, type(error).__name__)
+        detail = _("The service is briefly unavailable. Nothing was recorded; please try again in a moment.")
+        if wants_json():
+            response = problem(503, "database_unavailable", "Service unavailable", detail)
+        else:
+            response = make_response(page(503, _("Service unavailable"), detail))
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Any:

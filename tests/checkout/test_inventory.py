@@ -5,7 +5,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from tests.conftest import make_event
+from tests.conftest import make_event, run_together
 from ticketing.catalog.models import TicketType
 from ticketing.checkout.models import Order, OrderLine, Ticket
 from ticketing.checkout.services import OrderItem, OrderRequest, place_order, release_expired_holds
@@ -25,24 +25,17 @@ def test_200_buyers_for_50_tickets_get_exactly_50_orders(app):
     with app.app_context():
         event = make_event(capacity=50, max_per_order=1)
         event_id, type_id = event.id, event.ticket_types[0].id
-    barrier = threading.Barrier(200)
     statuses: list[int] = []
     codes: list[str] = []
     lock = threading.Lock()
 
     def buy(n: int) -> None:
-        client = app.test_client()
-        barrier.wait(timeout=30)
-        response = client.post("/api/v1/orders", json=order_body(event_id, type_id, n))
+        response = app.test_client().post("/api/v1/orders", json=order_body(event_id, type_id, n))
         with lock:
             statuses.append(response.status_code)
             codes.append(response.get_json().get("code", ""))
 
-    threads = [threading.Thread(target=buy, args=(n,)) for n in range(200)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    run_together(200, buy)
 
     assert statuses.count(201) == 50
     assert statuses.count(409) == 150
@@ -60,19 +53,13 @@ def test_concurrent_payments_issue_exactly_the_held_tickets(app):
     with app.app_context():
         event = make_event(capacity=30, price_cents=0, fee_cents=0, max_per_order=3)
         event_id, type_id = event.id, event.ticket_types[0].id
-    barrier = threading.Barrier(40)
     statuses: list[int] = []
 
     def buy(n: int) -> None:
-        client = app.test_client()
-        barrier.wait(timeout=30)
-        statuses.append(client.post("/api/v1/orders", json=order_body(event_id, type_id, n, quantity=2)).status_code)
+        body = order_body(event_id, type_id, n, quantity=2)
+        statuses.append(app.test_client().post("/api/v1/orders", json=body).status_code)
 
-    threads = [threading.Thread(target=buy, args=(n,)) for n in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    run_together(40, buy)
 
     assert statuses.count(201) == 15
     with app.app_context():
@@ -148,20 +135,14 @@ def test_two_releasers_never_give_the_same_hold_back_twice(app):
         for n in range(4):
             place(event, 1, utcnow() - dt.timedelta(minutes=30), email=f"x{n}@example.org")
         type_id = event.ticket_types[0].id
-    barrier = threading.Barrier(4)
     released: list[int] = []
 
-    def release() -> None:
+    def release(_n: int) -> None:
         with app.app_context():
-            barrier.wait(timeout=10)
             released.append(release_expired_holds(db.session, utcnow()))
             db.session.remove()
 
-    threads = [threading.Thread(target=release) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_together(4, release)
 
     assert sum(released) == 4
     with app.app_context():
@@ -177,3 +158,16 @@ def test_event_page_releases_expired_holds_lazily(app, client):
     page = client.get(f"/events/{event_id}").get_data(as_text=True)
 
     assert "3 left" in page
+
+
+def test_list_of_events_releases_expired_holds_lazily(app, client):
+    with app.app_context():
+        event = make_event(capacity=2)
+        place(event, 2, utcnow() - dt.timedelta(minutes=30))
+        type_id = event.ticket_types[0].id
+
+    page = client.get("/").get_data(as_text=True)
+
+    assert "Tickets available" in page
+    with app.app_context():
+        assert db.session.get(TicketType, type_id).reserved == 0

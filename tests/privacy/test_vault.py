@@ -1,9 +1,8 @@
-import threading
-
 from sqlalchemy import func, select
 
+from tests.conftest import run_together
 from ticketing.extensions import db, keyring
-from ticketing.models import utcnow
+from ticketing.models import begin_write, utcnow
 from ticketing.privacy.models import DataKey, Person
 from ticketing.privacy.vault import find_person_id, read_person, store_person
 
@@ -45,30 +44,20 @@ def test_returning_buyer_keeps_latest_name(ctx):
 
 
 def test_concurrent_first_purchases_with_one_new_email_make_one_person(app):
-    barrier = threading.Barrier(8)
-    results, failures = [], []
+    results = []
 
-    def buy() -> None:
+    def buy(_n: int) -> None:
         with app.app_context():
             try:
-                barrier.wait(timeout=10)
-                from ticketing.models import begin_write
-
                 begin_write(db.session)
                 results.append(store_person(db.session, keyring(), email="race@example.org", now=utcnow()))
                 db.session.commit()
-            except Exception as error:  # noqa: BLE001 - collected and asserted below
-                failures.append(error)
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=buy) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_together(8, buy)
 
-    assert failures == []
+    assert len(results) == 8
     assert len(set(results)) == 1
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Person)) == 1

@@ -15,6 +15,7 @@ bp = Blueprint("catalog", __name__)
 @bp.get("/")
 def index() -> str:
     now = utcnow()
+    refresh_availability(None, now)
     events = list_upcoming_events(db.session, now)
     return render_template("catalog/index.html", events=events, now=now, sale_state=sale_state)
 

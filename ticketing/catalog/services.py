@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -38,7 +38,21 @@ class SaleState:
         return self.state == "open"
 
 
-def sale_state(ticket_type: TicketType, event: Event, now: dt.datetime) -> SaleState:
+class _OnSale(Protocol):
+    sale_starts_at: dt.datetime | None
+    sale_ends_at: dt.datetime | None
+
+    @property
+    def available(self) -> int: ...
+
+
+class _EventWindow(Protocol):
+    status: str
+    ends_at: dt.datetime
+
+
+def sale_state(ticket_type: _OnSale, event: _EventWindow, now: dt.datetime) -> SaleState:
+    """Works on ORM objects and on checkout's lighter views of them alike."""
     available = ticket_type.available
     if event.status != "published":
         return SaleState("unavailable", available)

@@ -17,7 +17,9 @@ signals = Namespace()
 availability_read = signals.signal("availability-read")
 
 
-def refresh_availability(event_id: uuid.UUID, now: dt.datetime) -> bool:
-    """True when a receiver changed the stock and the caller should read it again."""
+def refresh_availability(event_id: uuid.UUID | None, now: dt.datetime) -> bool:
+    """True when a receiver changed the stock and the caller should read it again.
+
+    ``event_id=None`` refreshes every event (the list of upcoming events)."""
     results = availability_read.send(current_app._get_current_object(), event_id=event_id, now=now)
     return any(released for _receiver, released in results)

@@ -27,7 +27,7 @@ ITEM_KEY = re.compile(r"items\[(\d+)\]")
 
 
 @availability_read.connect
-def _release_for_event(_sender: object, *, event_id: uuid.UUID, now: dt.datetime) -> int:
+def _release_for_event(_sender: object, *, event_id: uuid.UUID | None, now: dt.datetime) -> int:
     return services.release_expired_holds(db.session, now, event_id)
 
 

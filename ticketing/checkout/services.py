@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from ticketing.catalog.models import Event, TicketType
 from ticketing.catalog.services import parse_uuid, sale_state
@@ -37,6 +37,88 @@ CODE_PATTERN = re.compile(f"[{CODE_ALPHABET}]{{5}}-[{CODE_ALPHABET}]{{5}}")
 MAX_ITEMS = 20
 MAX_QUANTITY = 50
 RELEASE_BATCH = 500
+
+
+EVENT = Event.__table__
+TICKET_TYPE = TicketType.__table__
+ORDER = Order.__table__
+ORDER_LINE = OrderLine.__table__
+TICKET = Ticket.__table__
+
+# The order path is the hot path of a flash sale: its statements are built once, as
+# Core statements on tables, which costs a quarter of what the ORM spends per call.
+LOAD_FOR_SALE = (
+    select(
+        EVENT.c.status,
+        EVENT.c.ends_at,
+        EVENT.c.currency,
+        EVENT.c.ask_name,
+        EVENT.c.ask_postcode,
+        TICKET_TYPE.c.id,
+        TICKET_TYPE.c.name,
+        TICKET_TYPE.c.price_cents,
+        TICKET_TYPE.c.fee_cents,
+        TICKET_TYPE.c.capacity,
+        TICKET_TYPE.c.reserved,
+        TICKET_TYPE.c.sold,
+        TICKET_TYPE.c.sale_starts_at,
+        TICKET_TYPE.c.sale_ends_at,
+        TICKET_TYPE.c.max_per_order,
+    )
+    .select_from(EVENT.join(TICKET_TYPE, TICKET_TYPE.c.event_id == EVENT.c.id))
+    .where(EVENT.c.id == bindparam("event_id"), EVENT.c.status != "draft")
+)
+HOLD = (
+    update(TICKET_TYPE)
+    .where(
+        TICKET_TYPE.c.id == bindparam("type_id"),
+        TICKET_TYPE.c.reserved + TICKET_TYPE.c.sold + bindparam("quantity") <= TICKET_TYPE.c.capacity,
+    )
+    .values(reserved=TICKET_TYPE.c.reserved + bindparam("quantity"))
+)
+SELL_HELD = (
+    update(TICKET_TYPE)
+    .where(TICKET_TYPE.c.id == bindparam("type_id"))
+    .values(reserved=TICKET_TYPE.c.reserved - bindparam("quantity"), sold=TICKET_TYPE.c.sold + bindparam("quantity"))
+)
+GIVE_BACK = (
+    update(TICKET_TYPE)
+    .where(TICKET_TYPE.c.id == bindparam("type_id"))
+    .values(reserved=TICKET_TYPE.c.reserved - bindparam("quantity"))
+)
+AVAILABILITY = select(TICKET_TYPE.c.id, TICKET_TYPE.c.capacity - TICKET_TYPE.c.reserved - TICKET_TYPE.c.sold).where(
+    TICKET_TYPE.c.event_id == bindparam("event_id")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventOnSale:
+    """What placing an order needs to know of an event (``sale_state`` reads the same names)."""
+
+    id: uuid.UUID
+    status: str
+    ends_at: dt.datetime
+    currency: str
+    ask_name: bool
+    ask_postcode: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TypeOnSale:
+    id: uuid.UUID
+    name: str
+    price_cents: int
+    fee_cents: int
+    capacity: int
+    reserved: int
+    sold: int
+    sale_starts_at: dt.datetime | None
+    sale_ends_at: dt.datetime | None
+    max_per_order: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.capacity - self.reserved - self.sold)
 
 
 @dataclass(frozen=True)
@@ -162,33 +244,34 @@ def _merge(items: Sequence[OrderItem]) -> dict[uuid.UUID, int]:
 
 
 def _hold(session: Session, ticket_type_id: uuid.UUID, quantity: int) -> bool:
-    taken = session.execute(
-        update(TicketType)
-        .where(
-            TicketType.id == ticket_type_id,
-            TicketType.reserved + TicketType.sold + quantity <= TicketType.capacity,
-        )
-        .values(reserved=TicketType.reserved + quantity)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    taken = session.connection().execute(HOLD, {"type_id": ticket_type_id, "quantity": quantity}).rowcount
     return taken == 1
 
 
-def _load_event_for_sale(session: Session, event_id: str) -> Event:
+def _load_event_for_sale(session: Session, event_id: str) -> tuple[EventOnSale, dict[uuid.UUID, TypeOnSale]]:
     """The event and all its ticket types in one statement (an order's budget is tight)."""
-    event = (
-        session.execute(
-            select(Event)
-            .join(Event.ticket_types)
-            .where(Event.id == parse_uuid(event_id), Event.status != "draft")
-            .options(contains_eager(Event.ticket_types))
-        )
-        .unique()
-        .scalar()
-    )
-    if event is None:
+    parsed = parse_uuid(event_id)
+    rows = session.connection().execute(LOAD_FOR_SALE, {"event_id": parsed}).all()
+    if not rows:
         raise NotFound(_("No such event."))
-    return event
+    first = rows[0]
+    event = EventOnSale(parsed, first.status, first.ends_at, first.currency, first.ask_name, first.ask_postcode)
+    types = {
+        row.id: TypeOnSale(
+            row.id,
+            row.name,
+            row.price_cents,
+            row.fee_cents,
+            row.capacity,
+            row.reserved,
+            row.sold,
+            row.sale_starts_at,
+            row.sale_ends_at,
+            row.max_per_order,
+        )
+        for row in rows
+    }
+    return event, types
 
 
 def place_order(
@@ -208,8 +291,7 @@ def place_order(
     the payment provider confirms it or the hold expires.
     """
     begin_write(session)
-    event = _load_event_for_sale(session, event_id)
-    types = {t.id: t for t in event.ticket_types}
+    event, types = _load_event_for_sale(session, event_id)
     wanted = _merge(request.items)
     # Errors name the client's own line: the first item that asked for this type.
     line_of = {}
@@ -217,6 +299,7 @@ def place_order(
         line_of.setdefault(item.ticket_type_id, index)
     errors: dict[str, str] = {}
     if event.status == "cancelled":
+        session.rollback()
         raise Conflict(_("This event is cancelled."), code="event_cancelled")
     for type_id, quantity in wanted.items():
         ticket_type = types.get(type_id)
@@ -252,8 +335,8 @@ def place_order(
     if short and _release_expired(session, now, event.id):
         short = [type_id for type_id in short if not _hold(session, type_id, wanted[type_id])]
     if short:
-        session.rollback()
         left = _availability(session, event.id)
+        session.rollback()
         raise SoldOut(
             _("Not enough tickets left."),
             extra={"available": {str(type_id): left.get(type_id, 0) for type_id in wanted}},
@@ -266,27 +349,29 @@ def place_order(
     fee = sum(types[t].fee_cents * q for t, q in wanted.items())
     order_id = new_id()
     access_token = derive_access_token(keyring.link_key, order_id)
-    order = Order(
-        id=order_id,
-        code=new_order_code(),
-        access_token_hash=hash_token(access_token),
-        event_id=event.id,
-        person_id=person_id,
-        status="paid" if subtotal + fee == 0 else "pending",
-        paid_at=now if subtotal + fee == 0 else None,
-        locale=locale,
-        currency=event.currency,
-        subtotal_cents=subtotal,
-        fee_cents=fee,
-        total_cents=subtotal + fee,
-        provider="free" if subtotal + fee == 0 else provider,
-        hold_expires_at=now + dt.timedelta(minutes=hold_minutes),
-        created_at=now,
-    )
-    session.add(order)
-    session.flush()
-    session.execute(
-        insert(OrderLine),
+    values = {
+        "id": order_id,
+        "code": new_order_code(),
+        "access_token_hash": hash_token(access_token),
+        "event_id": event.id,
+        "person_id": person_id,
+        "status": "paid" if subtotal + fee == 0 else "pending",
+        "paid_at": now if subtotal + fee == 0 else None,
+        "locale": locale,
+        "currency": event.currency,
+        "subtotal_cents": subtotal,
+        "fee_cents": fee,
+        "total_cents": subtotal + fee,
+        "provider": "free" if subtotal + fee == 0 else provider,
+        "provider_ref": None,
+        "hold_expires_at": now + dt.timedelta(minutes=hold_minutes),
+        "created_at": now,
+        "closed_at": None,
+    }
+    connection = session.connection()
+    connection.execute(insert(ORDER), values)
+    connection.execute(
+        insert(ORDER_LINE),
         [
             {
                 "order_id": order_id,
@@ -298,40 +383,38 @@ def place_order(
             for t, q in wanted.items()
         ],
     )
-    if order.total_cents == 0:
-        _issue_tickets(session, order, wanted, now)
+    if subtotal + fee == 0:
+        _issue_tickets(session, order_id, event.id, wanted, now)
+    # The row is written; hand callers a full ORM object without a flush or a re-read.
+    order = Order(**values)
+    make_transient_to_detached(order)
+    session.add(order)
     session.commit()
     log.info("order %s placed for event %s: %d tickets, %s", order.code, event.id, sum(wanted.values()), order.status)
     return PlacedOrder(order, access_token)
 
 
 def _availability(session: Session, event_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    rows = session.execute(
-        select(TicketType.id, TicketType.capacity - TicketType.reserved - TicketType.sold).where(
-            TicketType.event_id == event_id
-        )
-    )
+    rows = session.connection().execute(AVAILABILITY, {"event_id": event_id})
     return {type_id: max(0, left) for type_id, left in rows}
 
 
-def _issue_tickets(session: Session, order: Order, wanted: Mapping[uuid.UUID, int], now: dt.datetime) -> None:
+def _issue_tickets(
+    session: Session, order_id: uuid.UUID, event_id: uuid.UUID, wanted: Mapping[uuid.UUID, int], now: dt.datetime
+) -> None:
     """Turn held tickets into sold ones and mint a random id for each ticket."""
-    for type_id, quantity in wanted.items():
-        session.execute(
-            update(TicketType)
-            .where(TicketType.id == type_id)
-            .values(reserved=TicketType.reserved - quantity, sold=TicketType.sold + quantity)
-            .execution_options(synchronize_session=False)
-        )
-    session.execute(
-        insert(Ticket),
+    connection = session.connection()
+    connection.execute(SELL_HELD, [{"type_id": t, "quantity": q} for t, q in wanted.items()])
+    connection.execute(
+        insert(TICKET),
         [
             {
                 "id": new_id(),
-                "order_id": order.id,
-                "event_id": order.event_id,
+                "order_id": order_id,
+                "event_id": event_id,
                 "ticket_type_id": t,
                 "status": "valid",
+                "checked_in_at": None,
                 "created_at": now,
             }
             for t, q in wanted.items()
@@ -368,13 +451,8 @@ def _give_back(session: Session, order_id: uuid.UUID) -> None:
     lines = session.execute(
         select(OrderLine.ticket_type_id, OrderLine.quantity).where(OrderLine.order_id == order_id)
     ).all()
-    for type_id, quantity in lines:
-        session.execute(
-            update(TicketType)
-            .where(TicketType.id == type_id)
-            .values(reserved=TicketType.reserved - quantity)
-            .execution_options(synchronize_session=False)
-        )
+    if lines:
+        session.connection().execute(GIVE_BACK, [{"type_id": t, "quantity": q} for t, q in lines])
 
 
 def release_expired_holds(session: Session, now: dt.datetime, event_id: uuid.UUID | None = None) -> int:
@@ -455,7 +533,7 @@ def pay_order(session: Session, order_id: uuid.UUID, now: dt.datetime, provider_
             # Another process paid or released it between our read and our write: look again.
             session.rollback()
             continue
-        _issue_tickets(session, order, wanted, now)
+        _issue_tickets(session, order.id, order.event_id, wanted, now)
         session.commit()
         log.info("order %s paid", order.code)
         return session.get(Order, order_id, populate_existing=True) or order

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,13 +40,24 @@ class PersonRecord:
     postcode: str | None
 
 
-def _insert_ignoring_duplicate(session: Session):  # type: ignore[no-untyped-def]
+PERSON = Person.__table__
+DATA_KEY = DataKey.__table__
+INSERT_DATA_KEY = insert(DATA_KEY)
+PERSON_BY_INDEX = select(PERSON.c.id).where(PERSON.c.email_index == bindparam("email_index"))
+PERSON_BY_INDEX_SHARED = PERSON_BY_INDEX.with_for_update(read=True)
+# One per dialect, built once: "insert unless this email is already known".
+_INSERT_NEW_PERSON = {
+    "postgresql": postgresql.insert(PERSON).on_conflict_do_nothing(index_elements=["email_index"]),
+    "sqlite": sqlite.insert(PERSON).on_conflict_do_nothing(index_elements=["email_index"]),
+}
+
+
+def _insert_new_person(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(Person)
-    if dialect == "sqlite":
-        return sqlite.insert(Person)
-    raise RuntimeError(f"unsupported database dialect {dialect}")
+    try:
+        return _INSERT_NEW_PERSON[dialect].returning(PERSON.c.id)
+    except KeyError:
+        raise RuntimeError(f"unsupported database dialect {dialect}") from None
 
 
 def find_person_id(session: Session, keyring: KeyRing, email: str) -> uuid.UUID | None:
@@ -103,29 +115,21 @@ def store_person(
         "postcode_ct": encrypt_field(data_key, candidate, "postcode", postcode) if postcode else None,
         "created_at": now,
     }
-    statement = (
-        _insert_ignoring_duplicate(session)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["email_index"])
-        .returning(Person.id)
-    )
+    connection = session.connection()
     for _attempt in range(2):
-        person_id = session.execute(statement).scalar()
+        person_id = connection.execute(_insert_new_person(session), values).scalar()
         if person_id is not None:
             master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
-            session.execute(
-                insert(DataKey).values(
-                    person_id=person_id, master_key_id=master_key_id, wrapped_key=wrapped, created_at=now
-                )
+            connection.execute(
+                INSERT_DATA_KEY,
+                {"person_id": person_id, "master_key_id": master_key_id, "wrapped_key": wrapped, "created_at": now},
             )
             return person_id
         # A share lock on the returning buyer's row: an erasure (or the retention purge)
         # of this person waits for our order to commit and then sees it, or, when it got
         # the row first, blanks the index and we insert a fresh person on the next turn.
         # Without it, a new order could be linked to a person erased a moment before.
-        person_id = session.execute(
-            select(Person.id).where(Person.email_index == index).with_for_update(read=True)
-        ).scalar()
+        person_id = connection.execute(PERSON_BY_INDEX_SHARED, {"email_index": index}).scalar()
         if person_id is not None:
             if name or postcode:
                 _update_fields(session, keyring, person_id, name=name, postcode=postcode)
