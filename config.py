@@ -56,6 +56,8 @@ class BaseConfig:
         self.MASTER_KEYS: str | None = env.get("TICKETING_MASTER_KEYS") or None
         self.BLIND_INDEX_KEY: str | None = env.get("TICKETING_BLIND_INDEX_KEY") or None
         self.SIGNING_KEY: str | None = env.get("TICKETING_SIGNING_KEY") or None
+        self.PREVIOUS_BLIND_INDEX_KEYS: str | None = env.get("TICKETING_PREVIOUS_BLIND_INDEX_KEYS") or None
+        self.MAX_RETENTION_DAYS = _int(env, "TICKETING_MAX_RETENTION_DAYS", 365)
         self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
         self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
         self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or "demo"
@@ -91,6 +93,8 @@ class BaseConfig:
     def _check(self) -> None:
         if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
+        if self.MAX_RETENTION_DAYS < 1 or self.MAX_RETENTION_DAYS > 3650:
+            raise ConfigError("TICKETING_MAX_RETENTION_DAYS must be between 1 and 3650")
         if self.PAYMENT_PROVIDER not in {"demo"}:
             raise ConfigError(
                 f"TICKETING_PAYMENT_PROVIDER={self.PAYMENT_PROVIDER!r} is not available; "

@@ -36,10 +36,16 @@ CONTENT_SECURITY_POLICY = (
 
 # Secret parts of URLs (order links, payment pages) are cut out of request logs.
 SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[^/\s?\"]{1,48}/)[^\s?\"]+")
+# The emailed "my data" links carry their token right after the prefix.
+PRIVACY_LINK = re.compile(r"(/privacy/my-data/)[^\s?\"/]+")
 
 
 # Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
 CLIENT_ADDRESS = re.compile(r"^[0-9A-Fa-f:.%\[\]]+ - ")
+
+
+def _redact(text: str) -> str:
+    return PRIVACY_LINK.sub(r"\1[token]", SECRET_PATH.sub(r"\1[token]", text))
 
 
 class RedactSecretPaths(logging.Filter):
@@ -47,11 +53,9 @@ class RedactSecretPaths(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                SECRET_PATH.sub(r"\1[token]", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(_redact(arg) if isinstance(arg, str) else arg for arg in record.args)
         if isinstance(record.msg, str):
-            record.msg = CLIENT_ADDRESS.sub("[client] - ", SECRET_PATH.sub(r"\1[token]", record.msg))
+            record.msg = CLIENT_ADDRESS.sub("[client] - ", _redact(record.msg))
         return True
 
 
@@ -69,16 +73,26 @@ def _keyring(app: Flask, config: BaseConfig) -> KeyRing:
         "blind_index_key": config.BLIND_INDEX_KEY,
         "signing_key": config.SIGNING_KEY,
     }
+    previous_index_keys = config.PREVIOUS_BLIND_INDEX_KEYS
     if not all(values.values()):
         if config.REQUIRE_KEYS_FROM_ENV:
             raise ConfigError("production mode needs every key in the environment")
         generated = generate_key_file(Path(app.instance_path) / "keys.json")
         values = {name: value or generated[name] for name, value in values.items()}
+        if not config.BLIND_INDEX_KEY:
+            previous_index_keys = previous_index_keys or generated.get("previous_blind_index_keys")
     try:
-        ring = load_keyring(**values)  # type: ignore[arg-type]
+        ring = load_keyring(**values, previous_blind_index_keys=previous_index_keys)  # type: ignore[arg-type]
     except KeyConfigError as error:
         raise ConfigError(str(error)) from None
     app.config["SECRET_KEY"] = values["secret_key"]
+    return ring
+
+
+def reload_keyring(app: Flask) -> KeyRing:
+    """Load the keys again after a rotation command changed the development key file."""
+    ring = _keyring(app, app.extensions["guichet.config"])
+    app.extensions["guichet.keyring"] = ring
     return ring
 
 
@@ -97,6 +111,7 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = config.DATABASE_URL or (
         "sqlite:///" + str(Path(app.instance_path) / "guichet.sqlite3")
     )
+    app.extensions["guichet.config"] = config
     app.extensions["guichet.keyring"] = _keyring(app, config)
 
     _configure_logging(app)
@@ -139,18 +154,23 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.catalog.api import bp as catalog_api
     from ticketing.catalog.routes import bp as catalog_pages
     from ticketing.checkout.api import bp as checkout_api
+    from ticketing.checkout.privacy_links import OrderLinks
     from ticketing.checkout.routes import bp as checkout_pages
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config
     from ticketing.payments.routes import bp as payment_pages
+    from ticketing.privacy.api import bp as privacy_api
+    from ticketing.privacy.routes import bp as privacy_pages
     from ticketing.site import bp as site
 
     app.extensions["guichet.payments"] = provider_from_config(app.config)
-    for blueprint in (catalog_api, checkout_api, openapi):
+    # Domains after the vault add what they link to a person (see privacy/links.py).
+    app.extensions["guichet.person_links"] = [OrderLinks()]
+    for blueprint in (catalog_api, checkout_api, openapi, privacy_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         limiter.exempt(blueprint)  # no limit there; skip the limiter's work on every call
         app.register_blueprint(blueprint)
-    for blueprint in (site, catalog_pages, checkout_pages, payment_pages):
+    for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages):
         app.register_blueprint(blueprint)
 
 
@@ -256,7 +276,7 @@ def _security_headers(response: Response) -> Response:
     headers["X-Frame-Options"] = "DENY"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-    if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders")):
+    if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders", "/privacy/my-data", "/api/v1/privacy")):
         headers["Cache-Control"] = "no-store"
     return response
 

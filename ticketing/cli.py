@@ -17,6 +17,7 @@ from ticketing.checkout.services import release_expired_holds
 from ticketing.crypto import new_key_values
 from ticketing.extensions import db
 from ticketing.models import utcnow
+from ticketing.privacy.commands import register as register_privacy_commands
 
 DEMO_ORGANIZER = "Demo venue (Guichet)"
 
@@ -26,6 +27,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_organizer_command)
     app.cli.add_command(expire_holds)
     app.cli.add_command(generate_keys)
+    register_privacy_commands(app)
 
 
 @click.command("create-organizer")

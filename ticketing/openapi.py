@@ -35,6 +35,18 @@ TICKET_TYPE_ID = {
     "schema": {"type": "string", "format": "uuid"},
 }
 ORDER_CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "example": "K7Q2M-9XDAB"}}
+PRIVACY_TOKEN = [{"orderToken": []}, {"myDataToken": []}]
+PRIVACY_ORDER = {
+    "name": "order",
+    "in": "query",
+    "required": False,
+    "description": "The order code, when the bearer token is that order's access token.",
+    "schema": {"type": "string", "example": "K7Q2M-9XDAB"},
+}
+PRIVACY_AUTH = (
+    "`Authorization: Bearer <token>`: with `?order=<code>`, the token is that order's access token; "
+    "without it, the token of an emailed my-data link (valid 30 minutes; an erasure uses it up)."
+)
 COMMON_ERRORS = {
     "400": _problem("Malformed JSON or wrong content type"),
     "422": _problem("Invalid fields; `errors` maps each field to its message"),
@@ -97,6 +109,10 @@ SCHEMAS: dict[str, Any] = {
             "currency": {"type": "string", "example": "EUR"},
             "ask_name": {"type": "boolean"},
             "ask_postcode": {"type": "boolean"},
+            "retention_days": {
+                "type": "integer",
+                "description": "days after the event ends before buyers' data is erased",
+            },
             "ticket_types": {"type": "array", "items": _ref("TicketType")},
         },
     },
@@ -116,6 +132,52 @@ SCHEMAS: dict[str, Any] = {
             "currency": {"type": "string"},
             "ask_name": {"type": "boolean", "default": False},
             "ask_postcode": {"type": "boolean", "default": False},
+            "retention_days": {
+                "type": "integer",
+                "minimum": 0,
+                "default": 30,
+                "description": "Days after the event ends before its buyers' personal data is erased; "
+                "at most TICKETING_MAX_RETENTION_DAYS (365 by default).",
+            },
+        },
+    },
+    "ErasureReceipt": {
+        "type": "object",
+        "required": ["receipt_id", "erased_at", "route", "orders_affected"],
+        "properties": {
+            "receipt_id": {"type": "string", "format": "uuid"},
+            "erased_at": {"type": "string", "format": "date-time"},
+            "route": {
+                "type": "string",
+                "enum": ["order_link", "email_link", "api_order_token", "api_email_token", "retention"],
+            },
+            "orders_affected": {"type": "integer"},
+            "tickets_remain_valid": {"type": "boolean"},
+            "detail": {"type": "string"},
+        },
+    },
+    "PersonalDataExport": {
+        "type": "object",
+        "required": ["personal_data_held", "person", "orders", "tickets", "check_ins", "stream_sessions", "retention"],
+        "properties": {
+            "generated_at": {"type": "string", "format": "date-time"},
+            "personal_data_held": {"type": "boolean"},
+            "person": {
+                "type": ["object", "null"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "email": {"type": "string"},
+                    "name": {"type": ["string", "null"]},
+                    "postcode": {"type": ["string", "null"]},
+                },
+            },
+            "orders": {"type": "array", "items": {"type": "object"}},
+            "tickets": {"type": "array", "items": {"type": "object"}},
+            "check_ins": {"type": "array", "items": {"type": "object"}},
+            "stream_sessions": {"type": "array", "items": {"type": "object"}},
+            "retention": {"type": "object"},
+            "erasure_receipt": {"oneOf": [{"$ref": "#/components/schemas/ErasureReceipt"}, {"type": "null"}]},
+            "kept_after_erasure": {"type": "array", "items": {"type": "object"}},
         },
     },
     "TicketTypeInput": {
@@ -297,6 +359,34 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/v1/privacy/erasure": {
+        "parameters": [PRIVACY_ORDER],
+        "post": {
+            "summary": "Erase the buyer's personal data (crypto-shredding); again gives the same receipt",
+            "description": PRIVACY_AUTH,
+            "security": PRIVACY_TOKEN,
+            "responses": {
+                "200": _json(_ref("ErasureReceipt"), "Erased (or already erased: the same receipt)"),
+                "401": _problem("No token, a forged token, or an expired my-data link token"),
+                "404": _problem("No order for this code and token"),
+                "410": _problem("This my-data link token was already used"),
+            },
+        },
+    },
+    "/api/v1/privacy/export": {
+        "parameters": [PRIVACY_ORDER],
+        "get": {
+            "summary": "Everything held about the buyer, decrypted, with retention and what erasure keeps",
+            "description": PRIVACY_AUTH,
+            "security": PRIVACY_TOKEN,
+            "responses": {
+                "200": _json(_ref("PersonalDataExport"), "The export"),
+                "401": _problem("No token, a forged token, or an expired my-data link token"),
+                "404": _problem("No order for this code and token"),
+                "410": _problem("This my-data link token was already used"),
+            },
+        },
+    },
     "/api/v1/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1 document"}}},
     },
@@ -315,6 +405,11 @@ DOCUMENT: dict[str, Any] = {
         "securitySchemes": {
             "organizerToken": {"type": "http", "scheme": "bearer", "description": "from `flask create-organizer`"},
             "orderToken": {"type": "http", "scheme": "bearer", "description": "the order's access_token"},
+            "myDataToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "the token of an emailed my-data link (POST /privacy/request)",
+            },
         },
     },
 }

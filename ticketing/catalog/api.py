@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from flask_babel import gettext as _
 
 from ticketing.catalog import services
@@ -56,6 +56,7 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
         "currency": event.currency,
         "ask_name": event.ask_name,
         "ask_postcode": event.ask_postcode,
+        "retention_days": event.retention_days,
         "ticket_types": [ticket_type_json(t, event, now) for t in event.ticket_types],
     }
     if for_organizer:
@@ -94,7 +95,9 @@ def list_own_events() -> Response:
 @bp.post("/events")
 def create_event() -> tuple[Response, int]:
     organizer = _organizer()
-    event = services.create_event(db.session, organizer, _object_body(), utcnow())
+    event = services.create_event(
+        db.session, organizer, _object_body(), utcnow(), current_app.config["MAX_RETENTION_DAYS"]
+    )
     return jsonify(event_json(event, utcnow(), for_organizer=True)), 201
 
 
@@ -102,7 +105,7 @@ def create_event() -> tuple[Response, int]:
 def update_event(event_id: str) -> Response:
     organizer = _organizer()
     event = services.get_own_event(db.session, organizer, event_id)
-    event = services.update_event(db.session, event, _object_body(), utcnow())
+    event = services.update_event(db.session, event, _object_body(), utcnow(), current_app.config["MAX_RETENTION_DAYS"])
     return jsonify(event_json(event, utcnow(), for_organizer=True))
 
 

@@ -12,6 +12,7 @@ from ticketing.models import Base, UTCDateTime, new_id, utcnow
 
 EVENT_MODES = ("in_person", "livestream", "hybrid")
 EVENT_STATUSES = ("draft", "published", "cancelled")
+DEFAULT_RETENTION_DAYS = 30
 
 
 class Organizer(Base):
@@ -29,6 +30,7 @@ class Event(Base):
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint(f"mode IN {EVENT_MODES!r}", name="mode"),
         CheckConstraint(f"status IN {EVENT_STATUSES!r}", name="status"),
+        CheckConstraint("retention_days >= 0", name="retention_days"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -46,6 +48,8 @@ class Event(Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     ask_name: Mapped[bool] = mapped_column(Boolean, default=False)
     ask_postcode: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Days after the event ends before its buyers' personal data is erased (privacy.retention).
+    retention_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_RETENTION_DAYS, server_default="30")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -57,6 +61,10 @@ class Event(Base):
     @property
     def is_published(self) -> bool:
         return self.status == "published"
+
+    @property
+    def retention_ends_at(self) -> dt.datetime:
+        return self.ends_at + dt.timedelta(days=self.retention_days)
 
 
 class TicketType(Base):

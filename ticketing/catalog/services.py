@@ -13,7 +13,7 @@ from flask_babel import ngettext
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from ticketing.catalog.models import EVENT_MODES, Event, Organizer, TicketType
+from ticketing.catalog.models import DEFAULT_RETENTION_DAYS, EVENT_MODES, Event, Organizer, TicketType
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser, timezone_or_none
@@ -22,6 +22,7 @@ CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PL
 MAX_CAPACITY = 1_000_000
 MAX_PRICE_CENTS = 10_000_000
 MAX_PER_ORDER = 50
+DEFAULT_MAX_RETENTION_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,9 @@ def get_own_event(session: Session, organizer: Organizer, event_id: str) -> Even
     return event
 
 
-def _parse_event(payload: Mapping[str, Any], event: Event | None) -> dict[str, Any]:
+def _parse_event(
+    payload: Mapping[str, Any], event: Event | None, max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS
+) -> dict[str, Any]:
     creating = event is None
     fields = FieldParser(payload)
     values: dict[str, Any] = {}
@@ -165,6 +168,12 @@ def _parse_event(payload: Mapping[str, Any], event: Event | None) -> dict[str, A
         "currency": lambda: fields.choice("currency", CURRENCIES, default="EUR"),
         "ask_name": lambda: fields.boolean("ask_name", default=False),
         "ask_postcode": lambda: fields.boolean("ask_postcode", default=False),
+        "retention_days": lambda: fields.integer(
+            "retention_days",
+            minimum=0,
+            maximum=max_retention_days,
+            default=min(DEFAULT_RETENTION_DAYS, max_retention_days),
+        ),
     }
     for name, read in readers.items():
         if creating or fields.has(name):
@@ -184,16 +193,30 @@ def _parse_event(payload: Mapping[str, Any], event: Event | None) -> dict[str, A
     return values
 
 
-def create_event(session: Session, organizer: Organizer, payload: Mapping[str, Any], now: dt.datetime) -> Event:
-    values = _parse_event(payload, None)
+def create_event(
+    session: Session,
+    organizer: Organizer,
+    payload: Mapping[str, Any],
+    now: dt.datetime,
+    max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
+) -> Event:
+    values = _parse_event(payload, None, max_retention_days)
     event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
     session.add(event)
     session.commit()
     return event
 
 
-def update_event(session: Session, event: Event, payload: Mapping[str, Any], now: dt.datetime) -> Event:
-    values = _parse_event(payload, event)
+def update_event(
+    session: Session,
+    event: Event,
+    payload: Mapping[str, Any],
+    now: dt.datetime,
+    max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
+) -> Event:
+    """Change an event. ``retention_days`` may go down or up, never past the operator's
+    maximum (``TICKETING_MAX_RETENTION_DAYS``)."""
+    values = _parse_event(payload, event, max_retention_days)
     if event.status == "cancelled":
         raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
     currency_changes = "currency" in values and values["currency"] != event.currency

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -36,10 +38,21 @@ class KeyRing:
     signing_key_id: str
     signing_key: Ed25519PrivateKey
     link_key: bytes
+    # Blind-index keys being rotated out: lookups still try them until the rebuild ends.
+    previous_blind_index_keys: tuple[bytes, ...] = ()
 
     @property
     def newest_master_key(self) -> tuple[str, bytes]:
         return self.newest_master_key_id, self.master_keys[self.newest_master_key_id]
+
+    @property
+    def blind_index_key_id(self) -> str:
+        return blind_index_key_id(self.blind_index_key)
+
+
+def blind_index_key_id(key: bytes) -> str:
+    """A short public fingerprint naming a blind-index key, so rows say which key made them."""
+    return hmac.new(key, b"guichet blind-index key id", hashlib.sha256).hexdigest()[:16]
 
 
 def _b64(value: str, variable: str, length: int) -> bytes:
@@ -88,7 +101,20 @@ def _derive(secret_key: str, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret_key.encode("utf-8"))
 
 
-def load_keyring(secret_key: str, master_keys: str, blind_index_key: str, signing_key: str) -> KeyRing:
+def parse_blind_index_keys(value: str | None) -> tuple[bytes, ...]:
+    """``TICKETING_PREVIOUS_BLIND_INDEX_KEYS``: comma-separated base64 keys, oldest first."""
+    if not value:
+        return ()
+    return tuple(_b64(item, "TICKETING_PREVIOUS_BLIND_INDEX_KEYS", 32) for item in value.split(",") if item.strip())
+
+
+def load_keyring(
+    secret_key: str,
+    master_keys: str,
+    blind_index_key: str,
+    signing_key: str,
+    previous_blind_index_keys: str | None = None,
+) -> KeyRing:
     if len(secret_key) < 32:
         raise KeyConfigError("TICKETING_SECRET_KEY must be at least 32 characters")
     masters = parse_master_keys(master_keys)
@@ -100,7 +126,17 @@ def load_keyring(secret_key: str, master_keys: str, blind_index_key: str, signin
         signing_key_id=signing_key_id,
         signing_key=private_key,
         link_key=_derive(secret_key, b"guichet order links v1"),
+        previous_blind_index_keys=parse_blind_index_keys(previous_blind_index_keys),
     )
+
+
+def new_master_key_entry() -> str:
+    """One ``id:base64key`` entry, to append to ``TICKETING_MASTER_KEYS``."""
+    return f"m{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}"
+
+
+def new_blind_index_key() -> str:
+    return _encode(secrets.token_bytes(32))
 
 
 def new_key_values() -> dict[str, str]:
@@ -134,4 +170,22 @@ def generate_key_file(path: Path) -> dict[str, str]:
         values = json.loads(path.read_text())
     finally:
         temporary.unlink()
+    return values
+
+
+def update_key_file(path: Path, changes: dict[str, str]) -> dict[str, str]:
+    """Change entries of the development key file in place, atomically and still 0600.
+
+    A crash leaves either the old file or the new one, never half of one: losing a master
+    key would make every person's data unreadable.
+    """
+    values = json.loads(path.read_text())
+    values.update(changes)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
     return values

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.models import Base, UTCDateTime, new_id, utcnow
@@ -18,6 +18,9 @@ class Person(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     email_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    # Which blind-index key made ``email_index`` (a fingerprint, not the key): the rebuild
+    # after a key rotation picks up the rows it has not done yet, so it can resume.
+    index_key_id: Mapped[str | None] = mapped_column(String(16), index=True)
     email_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     postcode_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -38,3 +41,45 @@ class DataKey(Base):
     master_key_id: Mapped[str] = mapped_column(String(32), index=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+ERASURE_ROUTES = ("order_link", "email_link", "api_order_token", "api_email_token", "retention")
+
+
+class ErasureReceipt(Base):
+    """Proof that a person was erased: when, how asked, how many orders were unlinked.
+
+    It names the person's id (a random number whose row is now blank) and nothing else:
+    it is what we show when the same erasure is asked for again.
+    """
+
+    __tablename__ = "erasure_receipt"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), unique=True)
+    erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    route: Mapped[str] = mapped_column(String(32))
+    orders_affected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ErasedOrder(Base):
+    """Which receipt covers an order whose buyer was erased.
+
+    An order's own link must still answer "already erased, here is your receipt"
+    after ``orders.person_id`` is cut. The order id is deliberately not a foreign key:
+    the vault comes before checkout and knows orders only as ids.
+    """
+
+    __tablename__ = "erased_order"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    receipt_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("erasure_receipt.id", ondelete="CASCADE"), index=True)
+
+
+class UsedPrivacyToken(Base):
+    """Hashes of emailed "my data" tokens already spent on an erasure (single use)."""
+
+    __tablename__ = "used_privacy_token"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

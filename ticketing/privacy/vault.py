@@ -44,6 +44,7 @@ PERSON = Person.__table__
 DATA_KEY = DataKey.__table__
 INSERT_DATA_KEY = insert(DATA_KEY)
 PERSON_BY_INDEX = select(PERSON.c.id).where(PERSON.c.email_index == bindparam("email_index"))
+PERSON_BY_INDEX_SHARED = PERSON_BY_INDEX.with_for_update(read=True)
 # One per dialect, built once: "insert unless this email is already known".
 _INSERT_NEW_PERSON = {
     "postgresql": postgresql.insert(PERSON).on_conflict_do_nothing(index_elements=["email_index"]),
@@ -60,8 +61,14 @@ def _insert_new_person(session: Session) -> Any:
 
 
 def find_person_id(session: Session, keyring: KeyRing, email: str) -> uuid.UUID | None:
+    """The person with this email, if any. During a blind-index key rotation, rows not yet
+    rebuilt still carry an index made with a previous key, so those are tried too."""
     index = blind_index(keyring.blind_index_key, email)
-    return session.execute(select(Person.id).where(Person.email_index == index)).scalar()
+    found = session.execute(select(Person.id).where(Person.email_index == index)).scalar()
+    if found is not None or not keyring.previous_blind_index_keys:
+        return found
+    older = [blind_index(key, email) for key in keyring.previous_blind_index_keys]
+    return session.execute(select(Person.id).where(Person.email_index.in_(older)).limit(1)).scalar()
 
 
 def _data_key(session: Session, keyring: KeyRing, person_id: uuid.UUID) -> bytes | None:
@@ -88,30 +95,46 @@ def store_person(
     decides, and the loser reads the winner's row instead of failing the order.
     """
     index = blind_index(keyring.blind_index_key, email)
+    if keyring.previous_blind_index_keys:
+        # Mid-rotation, a returning buyer's row may still carry an old index: find it, or
+        # the insert below would create a second person for the same address.
+        existing = find_person_id(session, keyring, email)
+        if existing is not None:
+            if name or postcode:
+                _update_fields(session, keyring, existing, name=name, postcode=postcode)
+            return existing
     # Insert first: most buyers are new, and this spares them a lookup.
     candidate = new_id()
     data_key = new_data_key()
     values = {
         "id": candidate,
         "email_index": index,
+        "index_key_id": keyring.blind_index_key_id,
         "email_ct": encrypt_field(data_key, candidate, "email", email.strip()),
         "name_ct": encrypt_field(data_key, candidate, "name", name) if name else None,
         "postcode_ct": encrypt_field(data_key, candidate, "postcode", postcode) if postcode else None,
         "created_at": now,
     }
     connection = session.connection()
-    person_id = connection.execute(_insert_new_person(session), values).scalar()
-    if person_id is not None:
-        master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
-        connection.execute(
-            INSERT_DATA_KEY,
-            {"person_id": person_id, "master_key_id": master_key_id, "wrapped_key": wrapped, "created_at": now},
-        )
-        return person_id
-    person_id = connection.execute(PERSON_BY_INDEX, {"email_index": index}).scalar_one()
-    if name or postcode:
-        _update_fields(session, keyring, person_id, name=name, postcode=postcode)
-    return person_id
+    for _attempt in range(2):
+        person_id = connection.execute(_insert_new_person(session), values).scalar()
+        if person_id is not None:
+            master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
+            connection.execute(
+                INSERT_DATA_KEY,
+                {"person_id": person_id, "master_key_id": master_key_id, "wrapped_key": wrapped, "created_at": now},
+            )
+            return person_id
+        # A share lock on the returning buyer's row: an erasure (or the retention purge)
+        # of this person waits for our order to commit and then sees it, or, when it got
+        # the row first, blanks the index and we insert a fresh person on the next turn.
+        # Without it, a new order could be linked to a person erased a moment before.
+        person_id = connection.execute(PERSON_BY_INDEX_SHARED, {"email_index": index}).scalar()
+        if person_id is not None:
+            if name or postcode:
+                _update_fields(session, keyring, person_id, name=name, postcode=postcode)
+            return person_id
+    raise RuntimeError("the person row kept changing under a purchase")
 
 
 def _update_fields(

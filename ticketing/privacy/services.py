@@ -1,0 +1,441 @@
+"""Erasure, export, retention and key rotation: the promises the vault makes, kept.
+
+Erasure is crypto-shredding: the person's data key row is deleted, so their ciphertexts
+cannot be opened again by anyone, master keys or not; the ciphertexts and the blind index
+are blanked as well, every other domain cuts its link to the person (``PersonLinks``),
+and a receipt records when and how, with nothing about the person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from ticketing.crypto import KeyRing, blind_index, unwrap_data_key, wrap_data_key
+from ticketing.crypto.envelope import DecryptionFailed, decrypt_field
+from ticketing.errors import NotFound
+from ticketing.models import begin_write, new_id
+from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
+from ticketing.privacy.links import OrderOwner, PersonLinks
+from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
+from ticketing.privacy.vault import read_person
+
+log = logging.getLogger(__name__)
+
+LINK_SALT = "guichet privacy request v1"
+LINK_MAX_AGE = 30 * 60
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Receipt:
+    id: uuid.UUID
+    erased_at: dt.datetime
+    route: str
+    orders_affected: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "receipt_id": str(self.id),
+            "erased_at": _time(self.erased_at),
+            "route": self.route,
+            "orders_affected": self.orders_affected,
+        }
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _receipt(row: ErasureReceipt) -> Receipt:
+    return Receipt(row.id, row.erased_at, row.route, row.orders_affected)
+
+
+# --- who is asking -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requester:
+    """A person (or an already erased order) that a link or token opens."""
+
+    person_id: uuid.UUID | None
+    receipt_id: uuid.UUID | None = None
+    token_hash: str | None = None
+    order_code: str | None = None
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=LINK_SALT)
+
+
+class _ClockedSerializer(URLSafeTimedSerializer):
+    """Signs with the ``now`` the caller passes (itsdangerous reads the clock itself)."""
+
+    def __init__(self, secret_key: str, now: dt.datetime) -> None:
+        super().__init__(secret_key, salt=LINK_SALT)
+        self._now = int(now.timestamp())
+
+    def make_signer(self, salt: Any = None):  # type: ignore[no-untyped-def]
+        signer = super().make_signer(salt)
+        signer.get_timestamp = lambda: self._now  # type: ignore[method-assign]
+        return signer
+
+
+def make_request_token(secret_key: str, person_id: uuid.UUID, now: dt.datetime) -> str:
+    """The emailed "my data" token. A random nonce makes each one distinct, so that using
+    one (recorded by its hash) does not spend the others."""
+    return _ClockedSerializer(secret_key, now).dumps({"p": str(person_id), "n": secrets.token_urlsafe(8)})
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def requester_from_token(session: Session, secret_key: str, token: str, now: dt.datetime) -> Requester:
+    """Open an emailed token: 401 when forged or expired, 410 when already used."""
+    serializer = _serializer(secret_key)
+    try:
+        payload, signed_at = serializer.loads(token, return_timestamp=True)
+    except BadSignature:
+        raise InvalidLink(_("This link is not valid. Check that you copied the whole link.")) from None
+    # Age checked against the ``now`` passed in, not the clock, so that tests need no sleep.
+    if not dt.timedelta(0) <= now - signed_at <= dt.timedelta(seconds=LINK_MAX_AGE):
+        raise LinkExpired(_("This link has expired (links last 30 minutes). Ask for a new one."))
+    try:
+        person_id = uuid.UUID(str(payload["p"]))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidLink(_("This link is not valid. Check that you copied the whole link.")) from None
+    token_hash = _token_hash(token)
+    if session.get(UsedPrivacyToken, token_hash) is not None:
+        raise LinkUsed(_("This link was already used. Ask for a new one if you need to."))
+    if session.get(Person, person_id) is None:
+        raise InvalidLink(_("This link is not valid. Check that you copied the whole link."))
+    return Requester(person_id=person_id, token_hash=token_hash)
+
+
+def requester_from_order(session: Session, links: Sequence[PersonLinks], code: str, token: str) -> Requester:
+    """Open an order link (code and access token); 404 when they do not match an order."""
+    owner: OrderOwner | None = None
+    for link in links:
+        owner = link.order_owner(session, code, token)
+        if owner is not None:
+            break
+    if owner is None:
+        raise NotFound(_("No order matches this link. Check that you copied the whole link."), code="order_not_found")
+    if owner.person_id is not None:
+        return Requester(person_id=owner.person_id, order_code=owner.order_code)
+    erased = session.get(ErasedOrder, owner.order_id)
+    return Requester(person_id=None, receipt_id=erased.receipt_id if erased else None, order_code=owner.order_code)
+
+
+# --- erasure ------------------------------------------------------------------------
+
+
+def erase_person(
+    session: Session,
+    links: Sequence[PersonLinks],
+    requester: Requester,
+    *,
+    route: str,
+    now: dt.datetime,
+) -> Receipt:
+    """Erase the requester's person, or return the receipt of their earlier erasure."""
+    begin_write(session)
+    if requester.person_id is None:
+        row = session.get(ErasureReceipt, requester.receipt_id) if requester.receipt_id else None
+        session.rollback()
+        if row is None:
+            raise NotFound(_("No personal data is linked to this order."), code="nothing_held")
+        return _receipt(row)
+    if requester.token_hash is not None:
+        session.execute(insert(UsedPrivacyToken).values(token_hash=requester.token_hash, used_at=now))
+    receipts = _erase_batch(session, links, [requester.person_id], route=route, now=now)
+    if receipts:
+        receipt = receipts[0]
+    else:
+        existing = session.execute(
+            select(ErasureReceipt).where(ErasureReceipt.person_id == requester.person_id)
+        ).scalar_one()
+        receipt = _receipt(existing)
+    session.commit()
+    log.info("person erased (receipt %s, route %s, %d orders)", receipt.id, route, receipt.orders_affected)
+    return receipt
+
+
+def _erase_batch(
+    session: Session, links: Sequence[PersonLinks], person_ids: Sequence[uuid.UUID], *, route: str, now: dt.datetime
+) -> list[Receipt]:
+    """Crypto-shred these persons inside the caller's write transaction.
+
+    Only rows still not erased are touched (``UPDATE ... WHERE erased_at IS NULL`` decides,
+    under the write lock), so two erasures of one person cannot both write a receipt.
+    """
+    locked = (
+        session.execute(
+            select(Person.id).where(Person.id.in_(person_ids), Person.erased_at.is_(None)).with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    if not locked:
+        return []
+    session.execute(delete(DataKey).where(DataKey.person_id.in_(locked)).execution_options(synchronize_session=False))
+    session.execute(
+        update(Person)
+        .where(Person.id.in_(locked))
+        .values(email_index=None, email_ct=None, name_ct=None, postcode_ct=None, index_key_id=None, erased_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    orders: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for link in links:
+        for person_id, order_ids in link.unlink(session, locked).items():
+            orders.setdefault(person_id, []).extend(order_ids)
+    receipts = [Receipt(new_id(), now, route, len(orders.get(person_id, []))) for person_id in locked]
+    session.execute(
+        insert(ErasureReceipt),
+        [
+            {"id": r.id, "person_id": p, "erased_at": now, "route": route, "orders_affected": r.orders_affected}
+            for r, p in zip(receipts, locked, strict=True)
+        ],
+    )
+    erased_orders = [
+        {"order_id": order_id, "receipt_id": r.id}
+        for r, p in zip(receipts, locked, strict=True)
+        for order_id in orders.get(p, [])
+    ]
+    if erased_orders:
+        session.execute(insert(ErasedOrder), erased_orders)
+    return receipts
+
+
+# --- export -------------------------------------------------------------------------
+
+KEPT_AFTER_ERASURE = (
+    (
+        "orders",
+        "Order codes, amounts, currency, dates, status and payment references, with no link to you.",
+        "Accounting law requires us to keep the records of sales for several years.",
+    ),
+    (
+        "tickets",
+        "Ticket ids, types and status.",
+        "Tickets are bearer credentials with no personal data; they stay valid for entry or streaming.",
+    ),
+    (
+        "erasure_receipt",
+        "When the erasure happened, how it was asked for, and how many orders it touched.",
+        "Proof that we erased your data, which we must be able to show.",
+    ),
+)
+
+
+def export_person(
+    session: Session,
+    keyring: KeyRing,
+    links: Sequence[PersonLinks],
+    requester: Requester,
+    *,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Everything held about the requester, decrypted, with why and for how long.
+
+    After erasure it says that nothing is held, and shows the receipt.
+    """
+    record = read_person(session, keyring, requester.person_id) if requester.person_id else None
+    receipt_row = None
+    if requester.person_id is not None:
+        receipt_row = session.execute(
+            select(ErasureReceipt).where(ErasureReceipt.person_id == requester.person_id)
+        ).scalar()
+    elif requester.receipt_id is not None:
+        receipt_row = session.get(ErasureReceipt, requester.receipt_id)
+    sections: dict[str, list[dict[str, Any]]] = {"orders": [], "tickets": [], "check_ins": [], "stream_sessions": []}
+    retention_until = None
+    if record is not None:
+        for link in links:
+            for name, items in link.export(session, record.id).items():
+                sections.setdefault(name, []).extend(items)
+        ends = [e for link in links for e in link.retention_ends(session, [record.id]).values()]
+        retention_until = max(ends) if ends else None
+    session.rollback()
+    return {
+        "generated_at": _time(now),
+        "personal_data_held": record is not None,
+        "person": None
+        if record is None
+        else {"id": str(record.id), "email": record.email, "name": record.name, "postcode": record.postcode},
+        **sections,
+        "retention": {
+            "erased_automatically_after": _time(retention_until),
+            "rule": "Personal data is erased when every event you bought for is past its retention period "
+            "(by default 30 days after the event ends).",
+        },
+        "erasure_receipt": _receipt(receipt_row).as_json() if receipt_row else None,
+        "kept_after_erasure": [
+            {"what": what, "detail": detail, "why": why} for what, detail, why in KEPT_AFTER_ERASURE
+        ],
+    }
+
+
+# --- retention ----------------------------------------------------------------------
+
+
+def count_persons_to_check(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(Person).where(Person.erased_at.is_(None))).scalar_one()
+
+
+def purge_expired_persons(
+    session: Session, links: Sequence[PersonLinks], *, now: dt.datetime, batch_size: int = BATCH
+) -> Iterator[tuple[int, int]]:
+    """Erase every person no domain needs any more; yields (checked, erased) per batch.
+
+    Walks the persons by id (keyset), one transaction per batch, so it streams in flat
+    memory, can be interrupted at any point, and a rerun simply finds less to do.
+    A person with any order for an event not yet past retention is kept.
+    """
+    after: uuid.UUID | None = None
+    while True:
+        query = select(Person.id).where(Person.erased_at.is_(None)).order_by(Person.id).limit(batch_size)
+        if after is not None:
+            query = query.where(Person.id > after)
+        batch = session.execute(query).scalars().all()
+        session.rollback()
+        if not batch:
+            return
+        checked = len(batch)
+        after = batch[-1]
+        begin_write(session)
+        # Lock first, then read the orders: a purchase by a returning buyer holds a share
+        # lock on their row (``store_person``), so its new order is seen here, not missed.
+        batch = (
+            session.execute(select(Person.id).where(Person.id.in_(batch), Person.erased_at.is_(None)).with_for_update())
+            .scalars()
+            .all()
+        )
+        needed: dict[uuid.UUID, dt.datetime] = {}
+        for link in links:
+            for person_id, until in link.retention_ends(session, batch).items():
+                if person_id not in needed or until > needed[person_id]:
+                    needed[person_id] = until
+        expired = [p for p in batch if p not in needed or needed[p] <= now]
+        erased = _erase_batch(session, links, expired, route="retention", now=now) if expired else []
+        session.commit()
+        yield checked, len(erased)
+
+
+def forget_spent_links(session: Session, now: dt.datetime) -> int:
+    """Drop the hashes of spent links that have expired anyway (signed before their use, so
+    dead ``LINK_MAX_AGE`` after it): the table stays small without weakening single use."""
+    begin_write(session)
+    removed = session.execute(
+        delete(UsedPrivacyToken)
+        .where(UsedPrivacyToken.used_at < now - dt.timedelta(seconds=LINK_MAX_AGE))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return removed
+
+
+# --- key rotation -------------------------------------------------------------------
+
+
+def count_data_keys_to_rewrap(session: Session, keyring: KeyRing) -> int:
+    return session.execute(
+        select(func.count()).select_from(DataKey).where(DataKey.master_key_id != keyring.newest_master_key_id)
+    ).scalar_one()
+
+
+def rewrap_data_keys(session: Session, keyring: KeyRing, *, batch_size: int = BATCH) -> Iterator[int]:
+    """Re-wrap every data key not under the newest master key; yields how many per batch.
+
+    Each batch commits on its own: an interrupted run leaves rows under either key (both
+    still configured), and a rerun picks up exactly the rows left.
+    """
+    newest = keyring.newest_master_key_id
+    while True:
+        begin_write(session)
+        rows = session.execute(
+            select(DataKey.person_id, DataKey.master_key_id, DataKey.wrapped_key)
+            .where(DataKey.master_key_id != newest)
+            .order_by(DataKey.person_id)
+            .limit(batch_size)
+            .with_for_update()
+        ).all()
+        if not rows:
+            session.rollback()
+            return
+        for person_id, master_key_id, wrapped in rows:
+            data_key = unwrap_data_key(keyring, person_id, master_key_id, wrapped)
+            key_id, rewrapped = wrap_data_key(keyring, person_id, data_key)
+            session.execute(
+                update(DataKey)
+                .where(DataKey.person_id == person_id, DataKey.master_key_id == master_key_id)
+                .values(master_key_id=key_id, wrapped_key=rewrapped)
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+        yield len(rows)
+
+
+def count_persons_to_reindex(session: Session, keyring: KeyRing) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(Person)
+        .where(Person.erased_at.is_(None), Person.email_ct.is_not(None))
+        .where((Person.index_key_id != keyring.blind_index_key_id) | Person.index_key_id.is_(None))
+    ).scalar_one()
+
+
+def rebuild_blind_index(session: Session, keyring: KeyRing, *, batch_size: int = BATCH) -> Iterator[int]:
+    """Recompute the email index of every person whose index another key made.
+
+    Lookups try the current key then the previous ones (``find_person_id``), so the app
+    keeps finding everyone while this runs; rows record which key made their index, so a
+    rerun resumes where it stopped.
+    """
+    current = keyring.blind_index_key_id
+    while True:
+        begin_write(session)
+        rows = session.execute(
+            select(Person.id, Person.email_ct, DataKey.master_key_id, DataKey.wrapped_key)
+            .join(DataKey, DataKey.person_id == Person.id)
+            .where(Person.erased_at.is_(None), Person.email_ct.is_not(None))
+            .where((Person.index_key_id != current) | Person.index_key_id.is_(None))
+            .order_by(Person.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            session.rollback()
+            return
+        for person_id, email_ct, master_key_id, wrapped in rows:
+            try:
+                data_key = unwrap_data_key(keyring, person_id, master_key_id, wrapped)
+                email = decrypt_field(data_key, person_id, "email", email_ct)
+            except DecryptionFailed:
+                log.error("person %s: email does not decrypt; index left as it was", person_id)
+                session.execute(
+                    update(Person)
+                    .where(Person.id == person_id)
+                    .values(index_key_id=current)
+                    .execution_options(synchronize_session=False)
+                )
+                continue
+            session.execute(
+                update(Person)
+                .where(Person.id == person_id)
+                .values(email_index=blind_index(keyring.blind_index_key, email), index_key_id=current)
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+        yield len(rows)
