@@ -137,18 +137,23 @@ def _select_locale() -> str:
 def _register_blueprints(app: Flask) -> None:
     from ticketing.catalog.api import bp as catalog_api
     from ticketing.catalog.routes import bp as catalog_pages
+    from ticketing.checkin.api import bp as checkin_api
+    from ticketing.checkin.routes import bp as checkin_pages
     from ticketing.checkout.api import bp as checkout_api
     from ticketing.checkout.routes import bp as checkout_pages
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config
     from ticketing.payments.routes import bp as payment_pages
     from ticketing.site import bp as site
+    from ticketing.tickets.presenter import QrTicketPresenter
+    from ticketing.tickets.routes import bp as ticket_pages
 
     app.extensions["guichet.payments"] = provider_from_config(app.config)
-    for blueprint in (catalog_api, checkout_api, openapi):
+    app.extensions["guichet.ticket_presenter"] = QrTicketPresenter()
+    for blueprint in (catalog_api, checkout_api, openapi, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         app.register_blueprint(blueprint)
-    for blueprint in (site, catalog_pages, checkout_pages, payment_pages):
+    for blueprint in (site, catalog_pages, checkout_pages, payment_pages, ticket_pages, checkin_pages):
         app.register_blueprint(blueprint)
 
 
@@ -240,6 +245,9 @@ def _security_headers(response: Response) -> Response:
     headers["X-Frame-Options"] = "DENY"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    if request.path == "/door":
+        # The scanner page reads QR codes from the camera; every other page keeps it off.
+        headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=(), interest-cohort=()"
     if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders")):
         headers["Cache-Control"] = "no-store"
     return response

@@ -1,0 +1,17 @@
+"""``/door``: the scanner page for door staff. All its logic runs in the browser
+(static/js/door.js) against the check-in API, so that it keeps working offline."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, make_response, render_template
+
+bp = Blueprint("checkin", __name__)
+
+
+@bp.get("/door")
+def door() -> Response:
+    response = make_response(render_template("checkin/door.html"))
+    # The device token lives in the page's storage, never in a URL the server sees
+    # (a fragment is not sent); the page itself holds nothing secret, but keep it fresh.
+    response.headers["Cache-Control"] = "no-store"
+    return response
