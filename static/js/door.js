@@ -176,14 +176,37 @@ function parseTicket(code) {
 }
 
 let noble = null;
+// RFC 8032 test vector 1: a valid public key to probe WebCrypto's Ed25519 support.
+const PROBE_KEY = Uint8Array.from("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".match(/../g), (h) => parseInt(h, 16));
+
+async function prepareVerifier() {
+  // Decided while the network is still there: offline, the fallback could not be fetched.
+  try {
+    await crypto.subtle.importKey("raw", PROBE_KEY, { name: "Ed25519" }, false, ["verify"]);
+  } catch (_error) {
+    noble = noble || (await import(root.dataset.nobleSrc));
+  }
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.onload = resolve;
+    script.onerror = reject;
+    document.head.append(script);
+  });
+}
 
 async function verifySignature(publicKey, signature, message) {
   try {
     const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    root.dataset.verifier = "webcrypto";
     return await crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
   } catch (_error) {
     // This browser's WebCrypto has no Ed25519: use the vendored implementation.
     noble = noble || (await import(root.dataset.nobleSrc));
+    root.dataset.verifier = "noble";
     try {
       return await noble.verifyAsync(signature, message, publicKey);
     } catch (_failure) {
@@ -359,15 +382,7 @@ async function startCamera() {
       detector = null;
     }
   }
-  if (!detector && !window.jsQR) {
-    await new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = root.dataset.jsqrSrc;
-      script.onload = resolve;
-      script.onerror = reject;
-      document.head.append(script);
-    });
-  }
+  if (!detector && !window.jsQR) await loadScript(root.dataset.jsqrSrc);
   const canvas = document.createElement("canvas");
   const context = canvas.getContext("2d", { willReadFrequently: true });
   let last = "";
@@ -461,6 +476,8 @@ function start() {
   setInterval(syncQueue, SYNC_MS);
   setInterval(refreshBundle, REFRESH_MS);
 
+  prepareVerifier().catch(() => {});
+  if (!("BarcodeDetector" in window)) loadScript(root.dataset.jsqrSrc).catch(() => {});
   if (token) {
     loadDevice();
   } else {
