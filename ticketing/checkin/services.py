@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from ticketing.crypto import KeyRing, hash_token, new_token
 from ticketing.errors import Forbidden, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser
 from ticketing.models import begin_write
-from ticketing.tickets.payload import InvalidPayload, read_ticket, verify_ticket
+from ticketing.tickets.payload import InvalidPayload, check_ticket, read_ticket
 from ticketing.tickets.services import verification_key, verification_keys
 
 PAIRING_MINUTES = 15
@@ -214,36 +214,58 @@ def parse_scan(payload: Any, *, offline: bool = False) -> dict[str, Any]:
     return scan
 
 
-def _insert_scan(session: Session) -> Any:
-    """INSERT that skips a row already logged (a retried request, or a second admission
-    the partial unique index refuses), on both databases."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(Scan).on_conflict_do_nothing()
-
-
-def _state_query(token_hash: str, ticket_id: uuid.UUID | None) -> Any:
-    query = select(
-        Device.id,
-        Device.event_ids,
-        Device.revoked_at,
-        Ticket.id.label("ticket_id"),
-        Ticket.event_id,
-        Ticket.status,
-        Ticket.checked_in_at,
-        Ticket.ticket_type_id,
-        TicketType.name.label("type_name"),
-        Order.status.label("order_status"),
-        Scan.device_id.label("admitted_by"),
-        Scan.request_id.label("admitted_request"),
-        Scan.gate.label("admitted_gate"),
-    ).select_from(Device)
-    query = (
-        query.outerjoin(Ticket, Ticket.id == ticket_id)
-        .outerjoin(TicketType, TicketType.id == Ticket.ticket_type_id)
-        .outerjoin(Order, Order.id == Ticket.order_id)
-        .outerjoin(Scan, (Scan.ticket_id == Ticket.id) & (Scan.result == "admitted"))
+# The hot path's statements are built once, with bind parameters, and run on the
+# session's connection (Core): building and cache-keying them per scan, through the ORM,
+# cost more CPU than PostgreSQL spent answering them.
+_device_t, _ticket_t, _type_t, _order_t, _scan_t = (
+    Device.__table__,
+    Ticket.__table__,
+    TicketType.__table__,
+    Order.__table__,
+    Scan.__table__,
+)
+_admitting_scan = _scan_t.alias("admitting")
+STATE_QUERY = (
+    select(
+        _device_t.c.id,
+        _device_t.c.event_ids,
+        _device_t.c.revoked_at,
+        _ticket_t.c.id.label("ticket_id"),
+        _ticket_t.c.event_id,
+        _ticket_t.c.status,
+        _ticket_t.c.checked_in_at,
+        _ticket_t.c.ticket_type_id,
+        _type_t.c.name.label("type_name"),
+        _order_t.c.status.label("order_status"),
+        _admitting_scan.c.device_id.label("admitted_by"),
+        _admitting_scan.c.request_id.label("admitted_request"),
+        _admitting_scan.c.gate.label("admitted_gate"),
     )
-    return query.where(Device.token_hash == token_hash)
+    .select_from(_device_t)
+    .outerjoin(_ticket_t, _ticket_t.c.id == bindparam("ticket_id", type_=_ticket_t.c.id.type))
+    .outerjoin(_type_t, _type_t.c.id == _ticket_t.c.ticket_type_id)
+    .outerjoin(_order_t, _order_t.c.id == _ticket_t.c.order_id)
+    .outerjoin(
+        _admitting_scan,
+        (_admitting_scan.c.ticket_id == _ticket_t.c.id) & (_admitting_scan.c.result == "admitted"),
+    )
+    .where(_device_t.c.token_hash == bindparam("token_hash"))
+)
+ADMIT = (
+    update(_ticket_t)
+    .where(
+        _ticket_t.c.id == bindparam("ticket_id"),
+        _ticket_t.c.checked_in_at.is_(None),
+        _ticket_t.c.status == "valid",
+    )
+    .values(checked_in_at=bindparam("now", type_=_ticket_t.c.checked_in_at.type))
+)
+# ON CONFLICT DO NOTHING: a retried request, or a second admission the partial unique
+# index refuses, is logged once.
+LOG_SCAN = {
+    "postgresql": postgresql.insert(_scan_t).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_scan_t).on_conflict_do_nothing(),
+}
 
 
 def check_in(
@@ -265,47 +287,41 @@ def check_in(
     when = min(scanned_at, now) if scanned_at else now
     claims = None
     reason = None
-    try:
-        claims, _message, _signature = read_ticket(code)
-    except InvalidPayload as error:
-        reason = error.reason
     begin_write(session)
-    if claims is not None:
-        key = verification_key(session, keyring, claims.key_id)
-        try:
-            verify_ticket(code, {claims.key_id: key} if key else {}, now)
-        except InvalidPayload as error:
-            claims, reason = None, error.reason
-    state = session.execute(_state_query(hash_token(device_token), claims.ticket_id if claims else None)).first()
+    try:
+        claims, message, signature = read_ticket(code)
+        check_ticket(claims, message, signature, verification_key(session, keyring, claims.key_id), now)
+    except InvalidPayload as error:
+        claims, reason = None, error.reason
+    connection = session.connection()
+    state = connection.execute(
+        STATE_QUERY, {"token_hash": hash_token(device_token), "ticket_id": claims.ticket_id if claims else None}
+    ).first()
     if state is None or state.revoked_at is not None:
         session.rollback()
         raise Unauthorized(_("This device token is not valid (revoked or never paired)."), code="invalid_token")
     answer = _decide(state, claims, reason, request_id)
     if answer.result == "admitted" and state.checked_in_at is None:
-        won = session.execute(
-            update(Ticket)
-            .where(Ticket.id == state.ticket_id, Ticket.checked_in_at.is_(None), Ticket.status == "valid")
-            .values(checked_in_at=when)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        won = connection.execute(ADMIT, {"ticket_id": state.ticket_id, "now": when}).rowcount
         if won != 1:
             answer = _winner(session, state)
         else:
             answer = ScanAnswer("admitted", state.ticket_id, state.ticket_type_id, state.type_name, when, gate)
     if not (answer.result == "admitted" and state.admitted_by is not None):
-        session.execute(
-            _insert_scan(session).values(
-                event_id=claims.event_id if claims else None,
-                ticket_id=claims.ticket_id if claims else None,
-                ticket_type_id=state.ticket_type_id,
-                device_id=state.id,
-                gate=gate,
-                result=answer.result,
-                request_id=request_id,
-                offline=offline,
-                scanned_at=when,
-                recorded_at=now,
-            )
+        connection.execute(
+            LOG_SCAN[connection.dialect.name],
+            {
+                "event_id": claims.event_id if claims else None,
+                "ticket_id": claims.ticket_id if claims else None,
+                "ticket_type_id": state.ticket_type_id,
+                "device_id": state.id,
+                "gate": gate,
+                "result": answer.result,
+                "request_id": request_id,
+                "offline": offline,
+                "scanned_at": when,
+                "recorded_at": now,
+            },
         )
     session.commit()
     return answer

@@ -15,8 +15,8 @@ it names a person. This module needs only ``ticketing.crypto`` (and so the
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +28,8 @@ CONTEXT = b"GUICHET-TICKET|"
 MAX_KEY_ID = 32
 SIGNATURE_BYTES = 64
 MAX_CODE_LENGTH = 400
-_B32_VALUES = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")}
+_BASE32_TEXT = re.compile(r"[A-Z2-7]+")
+_TO_BASE32HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
 
 
 class InvalidPayload(ValueError):
@@ -69,19 +70,23 @@ def encode_ticket(keyring: KeyRing, event_id: uuid.UUID, ticket_id: uuid.UUID, t
 
 
 def _decode_base32(code: str) -> bytes:
+    """RFC 4648 base32 without padding, strictly.
+
+    Python's ``int(text, 32)`` reads base32hex digits in C, several times faster than
+    ``base64.b32decode`` (pure Python): offline doors and other scanners verify codes in
+    bulk, so the alphabet is translated rather than decoded character by character.
+    """
     text = code.strip().upper()
-    if not text or len(text) > MAX_CODE_LENGTH:
+    if not text or len(text) > MAX_CODE_LENGTH or not _BASE32_TEXT.fullmatch(text):
         raise InvalidPayload("unreadable")
-    try:
-        raw = base64.b32decode(text + "=" * (-len(text) % 8))
-    except (binascii.Error, ValueError):
-        raise InvalidPayload("unreadable") from None
-    # The last character may carry unused low bits; a code that sets them decodes to the
-    # same bytes, and one code must mean one ticket.
-    spare_bits = len(text) * 5 - len(raw) * 8
-    if spare_bits >= 5 or _B32_VALUES[text[-1]] & ((1 << spare_bits) - 1):
+    length = len(text) * 5 // 8
+    spare_bits = len(text) * 5 - length * 8
+    value = int(text.translate(_TO_BASE32HEX), 32)
+    # The last character may carry unused low bits; a code that sets them would decode to
+    # the same bytes, and one code must mean one ticket.
+    if spare_bits >= 5 or value & ((1 << spare_bits) - 1):
         raise InvalidPayload("unreadable")
-    return raw
+    return (value >> spare_bits).to_bytes(length, "big")
 
 
 def read_ticket(code: str) -> tuple[TicketClaims, bytes, bytes]:
@@ -115,7 +120,18 @@ def verify_ticket(
 ) -> TicketClaims:
     """The ticket's claims if its signature holds under a key still accepted at ``now``."""
     claims, message, signature = read_ticket(code)
-    key = keys.get(claims.key_id)
+    return check_ticket(claims, message, signature, keys.get(claims.key_id), now, event_id)
+
+
+def check_ticket(
+    claims: TicketClaims,
+    message: bytes,
+    signature: bytes,
+    key: VerificationKey | None,
+    now: dt.datetime,
+    event_id: uuid.UUID | None = None,
+) -> TicketClaims:
+    """``verify_ticket`` for a code already parsed with ``read_ticket``."""
     if key is None:
         raise InvalidPayload("unknown_key")
     if key.expires_at is not None and now >= key.expires_at:
