@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 import pytest
@@ -115,3 +116,28 @@ def test_device_creation_needs_the_organiser_token(app, client):
 
     assert create(client, "bad", [event_id]).status_code == 401
     assert client.post("/api/v1/checkin/devices/pair", json={"pairing_code": ""}).status_code == 422
+
+
+def test_no_device_token_or_pairing_code_reaches_the_logs(app, client, caplog):
+    token, event_id = organiser_with_event(app)
+    caplog.set_level(logging.DEBUG)
+
+    created = create(client, token, [event_id]).get_json()
+    paired = client.post("/api/v1/checkin/devices/pair", json={"pairing_code": created["pairing_code"]}).get_json()
+    client.get("/api/v1/checkin/device", headers=auth(paired["device_token"]))
+    client.post("/api/v1/checkin", json={"code": "NOPE"}, headers=auth(paired["device_token"]))
+
+    logged = caplog.text
+    assert paired["device_token"] not in logged
+    assert created["pairing_code"] not in logged
+
+
+def test_demo_pairs_a_door_device_and_prints_how_to_open_the_scanner(app, client, runner):
+    result = runner.invoke(args=["demo", "--no-serve"])
+
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "/door#token=" in line]
+    device_token = line.split("#token=", 1)[1].strip()
+    me = client.get("/api/v1/checkin/device", headers=auth(device_token))
+    assert me.status_code == 200
+    assert [e["title"] for e in me.get_json()["events"]] == ["Les Ondes du Canal — concert"]
