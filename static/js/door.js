@@ -476,6 +476,7 @@ function start() {
   setInterval(syncQueue, SYNC_MS);
   setInterval(refreshBundle, REFRESH_MS);
 
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register(root.dataset.serviceWorker).catch(() => {});
   prepareVerifier().catch(() => {});
   if (!("BarcodeDetector" in window)) loadScript(root.dataset.jsqrSrc).catch(() => {});
   if (token) {

@@ -139,3 +139,32 @@ def test_door_without_token_asks_for_a_pairing_code_and_pairs(browser: Any, live
     page.wait_for_selector("#door[data-bundle='ready']")
     assert page.locator("#event-title").inner_text() == "Concert test"
     context.close()
+
+
+def test_door_opens_again_without_network_after_one_visit(browser: Any, live_server: LiveServer) -> None:
+    ticket_codes, _ticket_ids, token = door_setup(live_server)
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/door#token={token}")
+    page.wait_for_selector("#door[data-bundle='ready']")
+    # Installing the worker fetches the page's files once more: slower on a busy machine.
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=3 * TIMEOUT_MS)
+    page.wait_for_function(
+        """caches.open("guichet-door-v1").then((cache) => cache.keys()).then((keys) => keys.length === 5)""",
+        timeout=3 * TIMEOUT_MS,
+    )
+    cached = page.evaluate(
+        """caches.open("guichet-door-v1").then((cache) => cache.keys())
+            .then((keys) => keys.map((request) => new URL(request.url).pathname).sort())"""
+    )
+
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("#door[data-bundle='ready']")
+
+    assert "/door" in cached and "/static/js/door.js" in cached
+    assert page.locator("#network").inner_text().startswith("Offline")
+    assert scan(page, ticket_codes[0]) == "admitted"
+    page.wait_for_selector("#queue[data-count='1']")
+    context.close()
