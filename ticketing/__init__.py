@@ -153,6 +153,8 @@ def _select_locale() -> str:
 def _register_blueprints(app: Flask) -> None:
     from ticketing.catalog.api import bp as catalog_api
     from ticketing.catalog.routes import bp as catalog_pages
+    from ticketing.checkin.api import bp as checkin_api
+    from ticketing.checkin.routes import bp as checkin_pages
     from ticketing.checkout.api import bp as checkout_api
     from ticketing.checkout.privacy_links import OrderLinks
     from ticketing.checkout.routes import bp as checkout_pages
@@ -162,15 +164,18 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.privacy.api import bp as privacy_api
     from ticketing.privacy.routes import bp as privacy_pages
     from ticketing.site import bp as site
+    from ticketing.tickets.presenter import QrTicketPresenter
+    from ticketing.tickets.routes import bp as ticket_pages
 
     app.extensions["guichet.payments"] = provider_from_config(app.config)
     # Domains after the vault add what they link to a person (see privacy/links.py).
     app.extensions["guichet.person_links"] = [OrderLinks()]
-    for blueprint in (catalog_api, checkout_api, openapi, privacy_api):
+    app.extensions["guichet.ticket_presenter"] = QrTicketPresenter()
+    for blueprint in (catalog_api, checkout_api, openapi, privacy_api, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         limiter.exempt(blueprint)  # no limit there; skip the limiter's work on every call
         app.register_blueprint(blueprint)
-    for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages):
+    for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
         app.register_blueprint(blueprint)
 
 
@@ -276,6 +281,9 @@ def _security_headers(response: Response) -> Response:
     headers["X-Frame-Options"] = "DENY"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    if request.path == "/door":
+        # The scanner page reads QR codes from the camera; every other page keeps it off.
+        headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=(), interest-cohort=()"
     if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders", "/privacy/my-data", "/api/v1/privacy")):
         headers["Cache-Control"] = "no-store"
     return response

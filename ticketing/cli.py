@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -15,11 +17,12 @@ from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import create_organizer
 from ticketing.checkout.services import release_expired_holds
 from ticketing.crypto import new_key_values
-from ticketing.extensions import db
+from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
 from ticketing.privacy.commands import register as register_privacy_commands
 
 DEMO_ORGANIZER = "Demo venue (Guichet)"
+DEMO_DEVICE = "Demo door"
 
 
 def register_commands(app: Flask) -> None:
@@ -28,6 +31,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(expire_holds)
     app.cli.add_command(generate_keys)
     register_privacy_commands(app)
+    app.cli.add_command(rotate_signing_key)
 
 
 @click.command("create-organizer")
@@ -57,6 +61,68 @@ def generate_keys() -> None:
     click.echo(f"TICKETING_MASTER_KEYS={values['master_keys']}")
     click.echo(f"TICKETING_BLIND_INDEX_KEY={values['blind_index_key']}")
     click.echo(f"TICKETING_SIGNING_KEY={values['signing_key']}")
+
+
+@click.command("rotate-signing-key")
+@with_appcontext
+@click.option(
+    "--expire-after-days",
+    type=click.IntRange(1, 3650),
+    default=None,
+    help="Stop accepting tickets signed with the old key after this many days (default: never).",
+)
+def rotate_signing_key(expire_after_days: int | None) -> None:
+    """Publish the current ticket signing key as retired, and make a new one.
+
+    The old public key stays at /api/v1/checkin/keys (table published_key), so tickets
+    already sent keep scanning. With keys from the environment, set the printed
+    TICKETING_SIGNING_KEY and restart; with the development key file, it is rewritten.
+    """
+    from ticketing.crypto import new_signing_key_value
+    from ticketing.tickets.services import retire_signing_key
+
+    now = utcnow()
+    expires_at = now + dt.timedelta(days=expire_after_days) if expire_after_days else None
+    ring = keyring()
+    retire_signing_key(db.session, ring, now, expires_at)
+    value = new_signing_key_value()
+    click.echo(
+        f"Key {ring.signing_key_id} retired; its public key stays published"
+        + (f" until {expires_at:%Y-%m-%d}." if expires_at else ".")
+    )
+    key_file = Path(current_app.instance_path) / "keys.json"
+    if not current_app.config.get("SIGNING_KEY") and key_file.exists():
+        values = json.loads(key_file.read_text())
+        values["signing_key"] = value
+        temporary = key_file.with_name(key_file.name + ".new")
+        temporary.write_text(json.dumps(values, indent=2))
+        temporary.chmod(0o600)
+        temporary.replace(key_file)
+        click.echo(f"New key {value.split(':', 1)[0]} written to {key_file}; restart the app to sign with it.")
+    else:
+        click.echo("Set this in the environment and restart the app (shown once, not stored):")
+        click.echo(f"TICKETING_SIGNING_KEY={value}")
+
+
+def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime) -> str:
+    """The demo's door device, paired for the in-person events; a fresh token each run
+    (only its hash is kept, so the previous one cannot be shown again)."""
+    from ticketing.checkin.models import Device
+    from ticketing.checkin.services import reissue_device_token
+
+    device = db.session.execute(
+        select(Device).where(Device.organizer_id == organizer.id, Device.name == DEMO_DEVICE)
+    ).scalar()
+    if device is None:
+        device = Device(
+            organizer_id=organizer.id,
+            name=DEMO_DEVICE,
+            event_ids=[str(e.id) for e in events if e.mode != "livestream"],
+            created_at=now,
+        )
+        db.session.add(device)
+        db.session.commit()
+    return reissue_device_token(db.session, device, now)
 
 
 def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
@@ -172,7 +238,10 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     for event in events:
         click.echo(f"  {event.title}: {base}/events/{event.id}")
     click.echo(f"  API:         {base}/api/v1/events  (described at {base}/api/v1/openapi.json)")
-    click.echo(f"  Mail outbox: {current_app.instance_path}/outbox/\n")
+    click.echo(f"  Mail outbox: {current_app.instance_path}/outbox/")
+    device_token = seed_demo_device(organizer, events, utcnow())
+    click.echo(f"  Door scanner (paired demo device): {base}/door#token={device_token}")
+    click.echo("  (the token is in the fragment: the browser keeps it, the server never logs it)\n")
     if not no_serve:
         # Flask.run() refuses to run inside a ``flask`` command; the server it wraps does not.
         run_simple(host, port, current_app._get_current_object(), threaded=True)

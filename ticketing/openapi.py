@@ -392,6 +392,152 @@ PATHS: dict[str, Any] = {
     },
 }
 
+DEVICE = [{"deviceToken": []}]
+DEVICE_ID = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+SCAN_RESULT = {
+    "type": "object",
+    "properties": {
+        "result": {
+            "type": "string",
+            "enum": ["admitted", "already_used", "voided", "wrong_event", "not_paid", "invalid", "unknown_ticket"],
+        },
+        "ticket_id": {"type": "string", "format": "uuid", "nullable": True},
+        "ticket_type_id": {"type": "string", "format": "uuid", "nullable": True},
+        "ticket_type": {"type": "string", "nullable": True, "description": "e.g. Child, VIP"},
+        "checked_in_at": {"type": "string", "format": "date-time", "description": "admitted / already_used"},
+        "gate": {"type": "string", "nullable": True, "description": "where it was admitted"},
+        "reason": {"type": "string", "description": "invalid: unreadable, bad_signature, unknown_key, expired_key"},
+    },
+}
+DEVICE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "name": {"type": "string"},
+        "event_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+        "state": {"type": "string", "enum": ["waiting_for_pairing", "paired", "revoked"]},
+    },
+}
+DEVICE_ERRORS = {"401": _problem("Missing, revoked or unknown device token")}
+
+CHECKIN_PATHS: dict[str, Any] = {
+    "/api/v1/checkin/keys": {
+        "get": {
+            "summary": "Public keys that verify ticket QR codes, current and retired (still accepted)",
+            "responses": {"200": _json({"type": "object"}, "Keys: id, algorithm, public_key (base64url), expires_at")},
+        },
+    },
+    "/api/v1/checkin/devices": {
+        "post": {
+            "summary": "Create a door device for some events; answers a one-time pairing code",
+            "security": ORGANIZER,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["name", "event_ids"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "event_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"201": _json(DEVICE_SCHEMA, "The device with pairing_code"), **ORGANIZER_ERRORS},
+        },
+        "get": {
+            "summary": "The organiser's door devices",
+            "security": ORGANIZER,
+            "responses": {"200": _json({"type": "object"}, "Devices"), "401": _problem("Bad organiser token")},
+        },
+    },
+    "/api/v1/checkin/devices/{device_id}": {
+        "parameters": [DEVICE_ID],
+        "delete": {
+            "summary": "Revoke a device: its token stops working at once",
+            "security": ORGANIZER,
+            "responses": {"200": _json(DEVICE_SCHEMA, "The revoked device"), **ORGANIZER_ERRORS},
+        },
+    },
+    "/api/v1/checkin/devices/pair": {
+        "post": {
+            "summary": "Exchange a pairing code (once) for a device token",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {
+                "200": _json({"type": "object"}, "device_token and device"),
+                "401": _problem("Unknown, used or expired code"),
+                **COMMON_ERRORS,
+            },
+        },
+    },
+    "/api/v1/checkin/device": {
+        "get": {
+            "summary": "The calling device and its events",
+            "security": DEVICE,
+            "responses": {"200": _json(DEVICE_SCHEMA, "The device"), **DEVICE_ERRORS},
+        },
+    },
+    "/api/v1/checkin": {
+        "post": {
+            "summary": "Scan a ticket: the first scan wins; a retried request_id gets the same answer",
+            "security": DEVICE,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["code"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "gate": {"type": "string"},
+                                "request_id": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _json(SCAN_RESULT, "The answer for the door"), **DEVICE_ERRORS, **COMMON_ERRORS},
+        },
+    },
+    "/api/v1/checkin/sync": {
+        "post": {
+            "summary": "Upload scans decided offline; duplicates across doors come back as already_used",
+            "security": DEVICE,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": _json({"type": "object"}, "One result per scan"), **DEVICE_ERRORS, **COMMON_ERRORS},
+        },
+    },
+    "/api/v1/checkin/events/{event_id}/bundle": {
+        "parameters": [EVENT_ID],
+        "get": {
+            "summary": "What a device needs offline: keys, event window, ticket types, voided and admitted ids",
+            "security": DEVICE,
+            "responses": {
+                "200": _json({"type": "object"}, "The bundle"),
+                "403": _problem("Device not paired for this event"),
+                **DEVICE_ERRORS,
+            },
+        },
+    },
+    "/api/v1/checkin/events/{event_id}/stats": {
+        "parameters": [EVENT_ID],
+        "get": {
+            "summary": "Admitted counts per ticket type and per gate (organiser or device token)",
+            "security": [*ORGANIZER, *DEVICE],
+            "responses": {
+                "200": _json({"type": "object"}, "Stats"),
+                "401": _problem("Bad token"),
+                "404": _problem("No such event (or not yours)"),
+            },
+        },
+    },
+}
+PATHS.update(CHECKIN_PATHS)
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -410,6 +556,7 @@ DOCUMENT: dict[str, Any] = {
                 "scheme": "bearer",
                 "description": "the token of an emailed my-data link (POST /privacy/request)",
             },
+            "deviceToken": {"type": "http", "scheme": "bearer", "description": "from checkin/devices/pair"},
         },
     },
 }

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from ticketing.checkout import services
 from ticketing.checkout.models import Order
 from ticketing.checkout.notify import send_order_paid_mail
+from ticketing.checkout.presenter import ticket_presenter
 from ticketing.errors import Unauthorized
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
@@ -25,6 +26,7 @@ def _time(value: dt.datetime | None) -> str | None:
 
 
 def order_json(order: Order) -> dict[str, Any]:
+    presenter = ticket_presenter()
     return {
         "code": order.code,
         "status": order.status,
@@ -47,7 +49,13 @@ def order_json(order: Order) -> dict[str, Any]:
             for line in order.lines
         ],
         "tickets": [
-            {"id": str(t.id), "ticket_type_id": str(t.ticket_type_id), "name": t.ticket_type.name, "status": t.status}
+            {
+                "id": str(t.id),
+                "ticket_type_id": str(t.ticket_type_id),
+                "name": t.ticket_type.name,
+                "status": t.status,
+                **presenter.api_fields(t),
+            }
             for t in order.tickets
         ],
     }

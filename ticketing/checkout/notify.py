@@ -14,6 +14,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from ticketing.checkout.models import Order
+from ticketing.checkout.presenter import ticket_presenter
 from ticketing.extensions import db, keyring
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
 from ticketing.privacy.vault import read_person
@@ -41,13 +42,22 @@ def send_order_paid_mail(order: Order, access_token: str) -> bool:
     link = external_url("checkout.order_page", code=order.code, token=access_token)
     with force_locale(order.locale):
         subject = _("Your tickets for %(title)s (order %(code)s)", title=order.event.title, code=order.code)
-        context = {"order": order, "event": order.event, "link": link, "name": person.name}
+        presenter = ticket_presenter()
+        images = []
+        qr_ids = {}
+        for ticket in order.tickets:
+            png = presenter.qr_png(ticket)
+            if png:
+                qr_ids[ticket.id] = f"ticket-{ticket.id.hex}@guichet"
+                images.append((qr_ids[ticket.id], png))
+        context = {"order": order, "event": order.event, "link": link, "name": person.name, "qr_ids": qr_ids}
         mail = OutgoingMail(
             to=person.email,
             subject=subject,
             text=render_template("mail/order_paid.txt", **context),
             html=render_template("mail/order_paid.html", **context),
             language=order.locale,
+            inline_images=tuple(images),
         )
     sent = _deliver(mail, f"order {order.code}")
     if sent:

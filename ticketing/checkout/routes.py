@@ -14,6 +14,7 @@ from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import availability_read
 from ticketing.checkout import services
 from ticketing.checkout.notify import send_order_links, send_order_paid_mail
+from ticketing.checkout.presenter import ticket_presenter
 from ticketing.crypto import blind_index
 from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, keyring, limiter
@@ -99,7 +100,14 @@ def order_page(code: str, token: str) -> str:
     payment_url = None
     if order.status == "pending":
         payment_url = current_app.extensions["guichet.payments"].start(order, token)
-    return render_template("checkout/order.html", order=order, token=token, payment_url=payment_url, now=utcnow())
+    return render_template(
+        "checkout/order.html",
+        order=order,
+        token=token,
+        payment_url=payment_url,
+        now=utcnow(),
+        presenter=ticket_presenter(),
+    )
 
 
 def _email_fingerprint() -> str:

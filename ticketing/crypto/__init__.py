@@ -13,6 +13,12 @@ from ticketing.crypto.envelope import (
 )
 from ticketing.crypto.index import blind_index, normalise_email
 from ticketing.crypto.keys import KeyRing, generate_key_file, load_keyring, new_key_values
+from ticketing.crypto.signing import (
+    new_signing_key_value,
+    public_key_bytes,
+    sign_ticket,
+    verify_ticket_signature,
+)
 from ticketing.crypto.tokens import derive_access_token, hash_token, new_token, tokens_match
 
 __all__ = [
@@ -26,10 +32,14 @@ __all__ = [
     "hash_token",
     "load_keyring",
     "new_data_key",
+    "new_signing_key_value",
     "new_key_values",
     "new_token",
     "normalise_email",
+    "public_key_bytes",
+    "sign_ticket",
     "tokens_match",
     "unwrap_data_key",
+    "verify_ticket_signature",
     "wrap_data_key",
 ]

@@ -29,6 +29,10 @@ class OutgoingMail:
     text: str
     html: str | None = None
     language: str = "en"
+    # (content id, PNG bytes): images the HTML part shows as ``cid:<content id>``. Mail
+    # clients block remote images and many (Gmail, Outlook) drop ``data:`` URIs; related
+    # parts show everywhere.
+    inline_images: tuple[tuple[str, bytes], ...] = ()
 
 
 def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
@@ -43,6 +47,9 @@ def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
     message.set_content(mail.text)
     if mail.html:
         message.add_alternative(mail.html, subtype="html")
+        html_part = message.get_payload()[-1]
+        for content_id, png in mail.inline_images:
+            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{content_id}>")
     # After the body: set_content() drops every Content-* header set before it.
     message["Content-Language"] = mail.language
     return message

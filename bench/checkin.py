@@ -1,0 +1,669 @@
+"""Door check-in: 8 doors scanning at once against gunicorn on PostgreSQL.
+
+Run: ``.venv/bin/python bench/checkin.py [--verbose]`` (about a minute).
+
+What it does, in one run:
+
+1. (Re)creates the database ``guichet_bench_checkin`` on the local PostgreSQL, migrates
+   it, and seeds an event with 5,000 paid tickets (two ticket types) and 8 paired door
+   devices.
+2. Counts the SQL statements of one scan (admitted, already used, forged), in process,
+   with SQLAlchemy's ``before_cursor_execute`` event (BEGIN/COMMIT are not statements).
+3. Measures offline verification in Python (``tickets.payload.verify_ticket``, what a
+   Python scanner does with the bundle): verifications per second on one core.
+4. Serves Guichet (``wsgi:app``) under gunicorn and sends 6,000 scans from 8 concurrent
+   doors on 127.0.0.1: each ticket once, plus 1,000 duplicates scanned by another door.
+5. Reads the database afterwards for double admissions and prints every figure with the
+   machine and the issue's targets (PASS/FAIL).
+
+A measurement, not a test: the exit code is 0 whatever the figures, non-zero only when
+the run itself broke. Everything it starts is stopped by pid, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+DATABASE = "guichet_bench_checkin"
+SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DATABASE_URL = f"{SERVER_URL}/{DATABASE}"
+HOST = "127.0.0.1"
+
+TICKETS = 5000
+DUPLICATES = 1000
+DOORS = 8
+WARMUP_TICKETS = 64
+REQUEST_TIMEOUT = 30.0
+OFFLINE_SECONDS = 2.0
+
+TARGET_SCANS_PER_S = 800
+TARGET_P99_MS = 100.0
+TARGET_STATEMENTS = 3
+TARGET_OFFLINE_PER_CORE = 10_000
+
+
+class RunBroken(RuntimeError):
+    """The run could not measure anything meaningful (as opposed to a missed target)."""
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def children_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields and int(fields[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def postgres_backends() -> list[int]:
+    engine = sa.create_engine(f"{SERVER_URL}/postgres")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+                {"db": DATABASE},
+            )
+            return [row.pid for row in rows]
+    finally:
+        engine.dispose()
+
+
+def machine_busy() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])
+    return total - values[3] - values[4], total
+
+
+# --------------------------------------------------------------------------- database
+
+
+def bench_environ(instance: Path) -> dict[str, str]:
+    from ticketing.crypto import new_key_values
+
+    keys = new_key_values()
+    return {
+        "TICKETING_ENV": "production",
+        "TICKETING_DATABASE_URL": DATABASE_URL,
+        "TICKETING_INSTANCE_PATH": str(instance),
+        "TICKETING_SECRET_KEY": keys["secret_key"],
+        "TICKETING_MASTER_KEYS": keys["master_keys"],
+        "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
+        "TICKETING_SIGNING_KEY": keys["signing_key"],
+        "TICKETING_LOG_LEVEL": "WARNING",
+        "TICKETING_RATELIMIT_ENABLED": "false",
+    }
+
+
+def recreate_database() -> dict[str, str]:
+    admin = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :db"), {"db": DATABASE})
+            if exists.first() is None:
+                connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
+            settings = {
+                name: connection.execute(sa.text(f"SHOW {name}")).scalar_one()
+                for name in ("server_version", "fsync", "synchronous_commit")
+            }
+    finally:
+        admin.dispose()
+    engine = sa.create_engine(DATABASE_URL)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    return settings
+
+
+@dataclass
+class Seed:
+    event_id: str
+    codes: list[str]  # the 5,000 measured tickets
+    warmup_codes: list[str]
+    count_codes: list[str]
+    tokens: list[str]  # one per door
+
+
+def seed(app: Any) -> Seed:
+    from flask_migrate import upgrade
+
+    from ticketing.catalog.models import Event, TicketType
+    from ticketing.catalog.services import create_organizer
+    from ticketing.checkin.services import create_device, pair_device
+    from ticketing.checkout.models import Order, Ticket
+    from ticketing.crypto import hash_token
+    from ticketing.extensions import db, keyring
+    from ticketing.models import utcnow
+    from ticketing.tickets.services import ticket_code
+
+    with app.app_context():
+        upgrade()
+        now = utcnow()
+        organizer, _token = create_organizer(db.session, "Bench organiser", now)
+        event = Event(
+            organizer_id=organizer.id,
+            title="Check-in benchmark",
+            starts_at=now + dt.timedelta(hours=1),
+            ends_at=now + dt.timedelta(hours=4),
+            status="published",
+            mode="in_person",
+        )
+        db.session.add(event)
+        db.session.flush()
+        total = TICKETS + WARMUP_TICKETS + 8
+        types = [
+            TicketType(event_id=event.id, name="Standard", capacity=total, position=0),
+            TicketType(event_id=event.id, name="Child", capacity=total, position=1),
+        ]
+        db.session.add_all(types)
+        db.session.flush()
+        order = Order(
+            code="BENCH",
+            access_token_hash=hash_token("bench"),
+            event_id=event.id,
+            status="paid",
+            currency="EUR",
+            subtotal_cents=0,
+            fee_cents=0,
+            total_cents=0,
+            provider="demo",
+            hold_expires_at=now,
+            paid_at=now,
+        )
+        db.session.add(order)
+        db.session.flush()
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "order_id": order.id,
+                "event_id": event.id,
+                "ticket_type_id": types[i % 5 == 0].id,  # one in five is a Child ticket
+                "status": "valid",
+                "created_at": now,
+            }
+            for i in range(total)
+        ]
+        db.session.execute(sa.insert(Ticket), rows)
+        db.session.commit()
+        ring = keyring()
+        codes = [
+            ticket_code(ring, Ticket(id=r["id"], event_id=r["event_id"], ticket_type_id=r["ticket_type_id"]))
+            for r in rows
+        ]
+        tokens = []
+        for door in range(DOORS):
+            _device, pairing = create_device(db.session, organizer, f"Door {door + 1}", [event.id], utcnow())
+            tokens.append(pair_device(db.session, pairing, utcnow())[1])
+        event_id = str(event.id)
+        db.session.remove()
+        db.engine.dispose()
+    return Seed(event_id, codes[:TICKETS], codes[TICKETS : TICKETS + WARMUP_TICKETS], codes[-8:], tokens)
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def count_statements(app: Any, seed: Seed) -> list[tuple[str, str, list[str]]]:
+    from ticketing.extensions import db
+
+    statements: list[str] = []
+    with app.app_context():
+
+        @sa.event.listens_for(db.engine, "before_cursor_execute")
+        def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {seed.tokens[0]}"}
+    client.post("/api/v1/checkin", json={"code": seed.count_codes[0]}, headers=headers)  # connect, warm caches
+    code = seed.count_codes[1]
+    forged = code[:-10] + ("A" if code[-10] != "A" else "B") + code[-9:]
+    costs = []
+    for label, scanned in (("admitted", code), ("already used", code), ("forged (invalid)", forged)):
+        statements.clear()
+        response = client.post(
+            "/api/v1/checkin", json={"code": scanned, "request_id": uuid.uuid4().hex}, headers=headers
+        )
+        costs.append((label, response.get_json()["result"], list(statements)))
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    return costs
+
+
+def offline_verifications_per_second(app: Any, seed: Seed) -> tuple[float, int]:
+    """One core, one thread: parse, check the key and the Ed25519 signature, the event."""
+    from ticketing.extensions import db, keyring
+    from ticketing.models import utcnow
+    from ticketing.tickets.payload import verify_ticket
+    from ticketing.tickets.services import verification_keys
+
+    with app.app_context():
+        keys = verification_keys(db.session, keyring(), utcnow())
+        db.session.remove()
+        db.engine.dispose()
+    event_id = uuid.UUID(seed.event_id)
+    now = utcnow()
+    codes = seed.codes[:1000]
+    done = 0
+    started = time.process_time()
+    while time.process_time() - started < OFFLINE_SECONDS:
+        for code in codes:
+            verify_ticket(code, keys, now, event_id=event_id)
+        done += len(codes)
+    return done / (time.process_time() - started), done
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Answer:
+    door: int
+    status: int
+    started: float
+    finished: float
+    body: bytes
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.started
+
+
+def scan_request(port: int, token: str, code: str, gate: str) -> bytes:
+    body = json.dumps({"code": code, "gate": gate, "request_id": uuid.uuid4().hex}).encode()
+    head = [
+        "POST /api/v1/checkin HTTP/1.1",
+        f"Host: {HOST}:{port}",
+        "Accept: application/json",
+        f"Authorization: Bearer {token}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip().lower()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers.get("connection") != "close", body
+
+
+async def _door(index: int, port: int, requests: Sequence[bytes], answers: list[Answer]) -> None:
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    for request in requests:
+        started = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(HOST, port)
+            assert reader is not None
+            writer.write(request)
+            status, keep_alive, body = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
+            answers.append(Answer(index, 0, started, time.perf_counter(), repr(error).encode()))
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            continue
+        answers.append(Answer(index, status, started, time.perf_counter(), body))
+        if not keep_alive:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def fire(port: int, per_door: Sequence[Sequence[bytes]]) -> tuple[list[Answer], float, float]:
+    answers: list[Answer] = []
+
+    async def run() -> None:
+        await asyncio.gather(*(_door(i, port, requests, answers) for i, requests in enumerate(per_door)))
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    asyncio.run(run())
+    return answers, time.perf_counter() - started, time.process_time() - cpu
+
+
+def plan_scans(seed: Seed, port: int) -> list[list[bytes]]:
+    """Each ticket once, by a random door, in random order; then 1,000 duplicates, each
+    by another door than the first, mixed into the second half of the doors' queues so
+    they meet the original scan in flight or just after it."""
+    rng = random.Random(6)
+    first_door = {code: rng.randrange(DOORS) for code in seed.codes}
+    queues: list[list[tuple[str, int]]] = [[] for _ in range(DOORS)]
+    for code in rng.sample(seed.codes, len(seed.codes)):
+        queues[first_door[code]].append((code, first_door[code]))
+    for code in rng.sample(seed.codes, DUPLICATES):
+        door = (first_door[code] + rng.randrange(1, DOORS)) % DOORS
+        position = rng.randrange(len(queues[door]) // 2, len(queues[door]) + 1)
+        queues[door].insert(position, (code, door))
+    return [
+        [scan_request(port, seed.tokens[door], code, f"Gate {door + 1}") for code, door in queue] for queue in queues
+    ]
+
+
+# --------------------------------------------------------------------------- gunicorn
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, environ: dict[str, str], log_path: Path, args: argparse.Namespace) -> None:
+        self.environ = environ
+        self.log_path = log_path
+        self.args = args
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(self.args.workers),
+            "-k",
+            self.args.worker_class,
+            "--threads",
+            str(self.args.threads),
+            "-b",
+            f"{HOST}:{self.port}",
+            "wsgi:app",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **self.environ},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RunBroken(f"gunicorn exited with {self.process.returncode}\n{self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                try:
+                    connection.request("GET", "/healthz")
+                    if connection.getresponse().status == 200:
+                        return
+                finally:
+                    connection.close()
+            time.sleep(0.05)  # polling a port that is not open yet; bounded by the deadline
+        raise RunBroken(f"no healthy answer on /healthz within {timeout:.0f} s\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # the master stops its own workers
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def read_database(event_id: str) -> dict[str, int]:
+    engine = sa.create_engine(DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            return {
+                "checked_in": connection.execute(
+                    sa.text("SELECT count(*) FROM ticket WHERE event_id = :e AND checked_in_at IS NOT NULL"),
+                    {"e": event_id},
+                ).scalar_one(),
+                "admitted_scans": connection.execute(
+                    sa.text("SELECT count(*) FROM checkin_scan WHERE event_id = :e AND result = 'admitted'"),
+                    {"e": event_id},
+                ).scalar_one(),
+                "tickets_admitted_twice": connection.execute(
+                    sa.text(
+                        "SELECT count(*) FROM (SELECT ticket_id FROM checkin_scan WHERE event_id = :e "
+                        "AND result = 'admitted' GROUP BY ticket_id HAVING count(*) > 1) AS twice"
+                    ),
+                    {"e": event_id},
+                ).scalar_one(),
+                "scans_logged": connection.execute(
+                    sa.text("SELECT count(*) FROM checkin_scan WHERE event_id = :e"), {"e": event_id}
+                ).scalar_one(),
+            }
+    finally:
+        engine.dispose()
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--verbose", action="store_true", help="list the SQL statements of one scan")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker (default 2)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    begun = time.perf_counter()
+    print(f"Guichet check-in benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="guichet-bench-checkin-") as scratch:
+        scratch_path = Path(scratch)
+        environ = bench_environ(scratch_path / "instance")
+        os.environ.update(environ)
+        from config import ProductionConfig
+        from ticketing import create_app
+
+        print(f"preparing database {DATABASE} ({TICKETS} tickets, {DOORS} devices) ...", flush=True)
+        settings = recreate_database()
+        app = create_app(ProductionConfig(environ))
+        seeded = seed(app)
+        costs = count_statements(create_app(ProductionConfig(environ)), seeded)
+        offline_rate, offline_done = offline_verifications_per_second(app, seeded)
+
+        server = Server(environ, scratch_path / "gunicorn.log", args)
+        try:
+            server.start()
+            server.wait_ready()
+            warmup = [
+                [scan_request(server.port, seeded.tokens[d], code, "Warm-up") for code in seeded.warmup_codes[d::DOORS]]
+                for d in range(DOORS)
+            ]
+            fire(server.port, warmup)
+            plan = plan_scans(seeded, server.port)
+            print(f"scanning: {TICKETS} tickets + {DUPLICATES} duplicates from {DOORS} doors ...", flush=True)
+            assert server.process is not None
+            workers, backends = children_of(server.process.pid), postgres_backends()
+            worker_cpu, backend_cpu = cpu_seconds(workers), cpu_seconds(backends)
+            busy_before = machine_busy()
+            answers, wall, client_cpu = fire(server.port, plan)
+            busy_after = machine_busy()
+            worker_cpu = cpu_seconds(workers) - worker_cpu
+            backend_cpu = cpu_seconds(backends) - backend_cpu
+        finally:
+            server.stop()
+        found = read_database(seeded.event_id)
+
+    results = Counter(json.loads(a.body).get("result", "?") if a.status == 200 else f"HTTP {a.status}" for a in answers)
+    latencies = [a.latency for a in answers if a.status == 200]
+    scans_per_s = len(latencies) / wall
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    admitted_ids = [json.loads(a.body)["ticket_id"] for a in answers if a.status == 200 and b'"admitted"' in a.body]
+    double = len(admitted_ids) - len(set(admitted_ids)) + found["tickets_admitted_twice"]
+    consistent = found["checked_in"] == found["admitted_scans"]
+    cores = len(os.sched_getaffinity(0))
+    busy_share = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
+    others = max(0.0, busy_share * cores * wall - worker_cpu - backend_cpu - client_cpu)
+    cpu_per_scan = (worker_cpu + backend_cpu + client_cpu) / len(answers)
+    worst_statements = max(len(statements) for _label, _result, statements in costs)
+
+    print()
+    print("machine")
+    print(f"  CPU            {cpu_model()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)")
+    print(f"  Python         {platform.python_version()} ({platform.python_implementation()})")
+    print(
+        f"  PostgreSQL     {settings['server_version'].split()[0]} on {HOST}:5432, database {DATABASE} "
+        f"(fsync {settings['fsync']}, synchronous_commit {settings['synchronous_commit']})"
+    )
+    print(
+        f"  server         gunicorn {package_version('gunicorn')} -w {args.workers} -k {args.worker_class} "
+        f"--threads {args.threads}, Flask {package_version('flask')}, SQLAlchemy {package_version('sqlalchemy')}"
+    )
+    print(f"  client         asyncio in this process, {DOORS} doors (one connection each, reopened when closed)")
+    print()
+    print("SQL statements per scan (in process; before_cursor_execute)")
+    for label, result, statements in costs:
+        print(f"  {label:<18} -> {result:<14} {len(statements)} statements")
+        if args.verbose:
+            for i, statement in enumerate(statements, 1):
+                print(f"      {i}. {' '.join(statement.split())[:150]}")
+    print()
+    print(f"online: {len(answers)} scans ({TICKETS} tickets + {DUPLICATES} duplicates) from {DOORS} concurrent doors")
+    print(f"  answers        {dict(results)}")
+    print(f"  wall time      {wall:.2f} s   client CPU {client_cpu:.2f} s")
+    print(f"  throughput     {scans_per_s:.0f} scans/s")
+    print(f"  latency        p50 {p50 * 1000:.1f} ms   p99 {p99 * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"  database       {found['checked_in']} tickets checked in, {found['admitted_scans']} admitted scans logged, "
+        f"{found['tickets_admitted_twice']} tickets admitted twice, {found['scans_logged']} scans logged"
+    )
+    print(
+        f"  CPU per scan   app workers {worker_cpu / len(answers) * 1000:.2f} ms, PostgreSQL "
+        f"{backend_cpu / len(answers) * 1000:.2f} ms, client {client_cpu / len(answers) * 1000:.2f} ms: "
+        f"at most {cores / cpu_per_scan:.0f} scans/s on {cores} cores if nothing else ran"
+    )
+    print(f"  machine        {busy_share:.0%} busy; other processes used {others:.1f} CPU-s of {cores * wall:.1f}")
+    if others > 0.15 * cores * wall:
+        print("  WARNING: other processes shared the machine; throughput and latency understate it. Rerun when quiet.")
+    print()
+    print(f"offline: Python verify_ticket on one core: {offline_rate:,.0f} verifications/s ({offline_done} verified)")
+    print()
+    print("targets (issue 6)")
+    targets = [
+        ("scans/s", f"{scans_per_s:.0f}", f">= {TARGET_SCANS_PER_S}", scans_per_s >= TARGET_SCANS_PER_S),
+        ("p99", f"{p99 * 1000:.1f} ms", f"< {TARGET_P99_MS:.0f} ms", p99 * 1000 < TARGET_P99_MS),
+        ("double admissions", str(double), "= 0", double == 0 and consistent),
+        ("statements / scan", str(worst_statements), f"<= {TARGET_STATEMENTS}", worst_statements <= TARGET_STATEMENTS),
+        (
+            "offline verif./s/core",
+            f"{offline_rate:,.0f}",
+            f">= {TARGET_OFFLINE_PER_CORE:,}",
+            offline_rate >= TARGET_OFFLINE_PER_CORE,
+        ),
+    ]
+    for label, figure, target, ok in targets:
+        print(f"  {label:<22}{figure:>12}   target {target:<10}{verdict(ok)}")
+    print("  (pretix 2026.8 on the same kind of machine, per the issue: about 20 scans/s, 21 statements per scan)")
+    print(f"\nwhole run: {time.perf_counter() - begun:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; server stopped", file=sys.stderr)
+        sys.exit(130)
+    except (RunBroken, sa.exc.OperationalError) as error:
+        print(f"\nthe run broke: {error}", file=sys.stderr)
+        sys.exit(2)

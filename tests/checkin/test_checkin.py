@@ -1,0 +1,239 @@
+"""Online check-in: every answer a door can get, idempotent retries, the scan log, stats."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from tests.checkin.factories import codes, make_device, make_tickets
+from tests.conftest import make_event, make_organizer
+from ticketing.catalog.models import TicketType
+from ticketing.checkin.models import Scan
+from ticketing.checkout.models import Ticket
+from ticketing.extensions import db, keyring
+from ticketing.tickets.payload import encode_ticket
+
+
+def setup_door(app, count=2, **ticket_options):
+    with app.app_context():
+        organizer, organizer_token = make_organizer()
+        event = make_event(organizer=organizer, capacity=100)
+        tickets = make_tickets(event, count, **ticket_options)
+        token = make_device(organizer, [event])
+        return {
+            "event_id": str(event.id),
+            "type_id": str(event.ticket_types[0].id),
+            "codes": codes(tickets),
+            "ticket_ids": [str(t.id) for t in tickets],
+            "token": token,
+            "organizer_token": organizer_token,
+        }
+
+
+def scan(client, token, code, **extra):
+    return client.post("/api/v1/checkin", json={"code": code, **extra}, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_valid_ticket_is_admitted_with_its_type(app, client):
+    door = setup_door(app)
+
+    response = scan(client, door["token"], door["codes"][0], gate="North")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["result"] == "admitted"
+    assert body["ticket_type"] == "Standard"
+    assert body["ticket_id"] == door["ticket_ids"][0]
+    assert body["gate"] == "North"
+
+
+def test_second_scan_is_already_used_with_when_and_gate(app, client):
+    door = setup_door(app)
+    first = scan(client, door["token"], door["codes"][0], gate="North").get_json()
+
+    second = scan(client, door["token"], door["codes"][0], gate="South").get_json()
+
+    assert second["result"] == "already_used"
+    assert second["gate"] == "North"
+    assert second["checked_in_at"] == first["checked_in_at"]
+
+
+def test_retry_of_the_same_request_gets_the_same_answer(app, client):
+    door = setup_door(app)
+    first = scan(client, door["token"], door["codes"][0], request_id="req-1").get_json()
+
+    retry = scan(client, door["token"], door["codes"][0], request_id="req-1").get_json()
+    other = scan(client, door["token"], door["codes"][0], request_id="req-2").get_json()
+
+    assert first["result"] == retry["result"] == "admitted"
+    assert retry["checked_in_at"] == first["checked_in_at"]
+    assert other["result"] == "already_used"
+    with app.app_context():
+        logged = db.session.execute(sa.select(Scan.request_id, Scan.result).order_by(Scan.id)).all()
+    assert logged == [("req-1", "admitted"), ("req-2", "already_used")]
+
+
+def test_voided_ticket_is_refused(app, client):
+    door = setup_door(app)
+    with app.app_context():
+        db.session.execute(sa.update(Ticket).values(status="voided"))
+        db.session.commit()
+
+    body = scan(client, door["token"], door["codes"][0]).get_json()
+
+    assert body["result"] == "voided"
+    assert body["ticket_type"] == "Standard"
+
+
+def test_ticket_of_an_unpaid_order_is_refused(app, client):
+    door = setup_door(app, order_status="pending")
+
+    assert scan(client, door["token"], door["codes"][0]).get_json()["result"] == "not_paid"
+
+
+def test_ticket_for_another_event_is_wrong_event(app, client):
+    door = setup_door(app)
+    with app.app_context():
+        other = make_event()
+        other_code = codes(make_tickets(other, 1))[0]
+
+    assert scan(client, door["token"], other_code).get_json()["result"] == "wrong_event"
+
+
+def test_forged_code_is_invalid(app, client):
+    door = setup_door(app)
+    code = door["codes"][0]
+    forged = code[:-10] + ("A" if code[-10] != "A" else "B") + code[-9:]
+
+    body = scan(client, door["token"], forged).get_json()
+
+    assert body["result"] == "invalid"
+    assert body["reason"] == "bad_signature"
+    assert scan(client, door["token"], "NOT A TICKET").get_json()["result"] == "invalid"
+
+
+def test_signed_but_unknown_ticket_is_unknown(app, client):
+    door = setup_door(app)
+    with app.app_context():
+        code = encode_ticket(keyring(), uuid.UUID(door["event_id"]), uuid.uuid4(), uuid.UUID(door["type_id"]))
+
+    assert scan(client, door["token"], code).get_json()["result"] == "unknown_ticket"
+
+
+def test_scan_without_device_token_is_401(app, client):
+    door = setup_door(app)
+
+    missing = client.post("/api/v1/checkin", json={"code": door["codes"][0]})
+    wrong = scan(client, "nope", door["codes"][0])
+
+    assert missing.status_code == 401
+    assert wrong.status_code == 401
+    assert wrong.mimetype == "application/problem+json"
+
+
+def test_bad_scan_body_is_a_clear_4xx(app, client):
+    door = setup_door(app)
+    headers = {"Authorization": f"Bearer {door['token']}"}
+
+    not_json = client.post("/api/v1/checkin", data="x", headers=headers)
+    no_code = client.post("/api/v1/checkin", json={"gate": "A"}, headers=headers)
+    wrong_type = client.post("/api/v1/checkin", json={"code": 12}, headers=headers)
+
+    assert not_json.status_code == 400
+    assert no_code.status_code == 422 and "code" in no_code.get_json()["errors"]
+    assert wrong_type.status_code == 422
+
+
+def test_scan_log_holds_ids_and_results_only(app, client):
+    door = setup_door(app)
+    scan(client, door["token"], door["codes"][0], gate="North")
+    scan(client, door["token"], door["codes"][0], gate="North")
+
+    with app.app_context():
+        columns = set(Scan.__table__.columns.keys())
+        rows = db.session.execute(sa.select(Scan.result, Scan.gate, Scan.ticket_id)).all()
+
+    assert columns == {
+        "id",
+        "event_id",
+        "ticket_id",
+        "ticket_type_id",
+        "device_id",
+        "gate",
+        "result",
+        "request_id",
+        "offline",
+        "scanned_at",
+        "recorded_at",
+    }
+    assert [r.result for r in rows] == ["admitted", "already_used"]
+    assert {str(r.ticket_id) for r in rows} == {door["ticket_ids"][0]}
+
+
+def test_a_scan_costs_at_most_three_statements(app, client):
+    door = setup_door(app, count=3)
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+        def count(_conn, _cursor, statement, *_args):
+            if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+                statements.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", count)
+    scan(client, door["token"], door["codes"][2])  # warm: connection set-up is not a scan's cost
+
+    costs = []
+    for code in (door["codes"][0], door["codes"][0], "FORGED"):
+        statements.clear()
+        scan(client, door["token"], code, request_id=uuid.uuid4().hex)
+        costs.append(len(statements))
+
+    assert costs[0] <= 3  # admitted
+    assert costs[1] <= 3  # already used
+    assert costs[2] <= 3  # invalid
+
+
+def test_stats_count_admitted_per_type_and_gate(app, client):
+    door = setup_door(app, count=3)
+    with app.app_context():
+        event_id = uuid.UUID(door["event_id"])
+        db.session.add(TicketType(event_id=event_id, name="Child", capacity=10, position=1))
+        db.session.commit()
+        from ticketing.catalog.models import Event
+
+        event = db.session.get(Event, event_id)
+        child_code = codes(make_tickets(event, 1, type_index=1))[0]
+    scan(client, door["token"], door["codes"][0], gate="North")
+    scan(client, door["token"], door["codes"][1], gate="South")
+    scan(client, door["token"], door["codes"][1], gate="South")
+    scan(client, door["token"], child_code, gate="North")
+
+    response = client.get(
+        f"/api/v1/checkin/events/{door['event_id']}/stats",
+        headers={"Authorization": f"Bearer {door['organizer_token']}"},
+    )
+
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["admitted"] == 3
+    assert body["expected"] == 4
+    assert {t["name"]: (t["admitted"], t["expected"]) for t in body["by_ticket_type"]} == {
+        "Standard": (2, 3),
+        "Child": (1, 1),
+    }
+    assert body["by_gate"] == [{"gate": "North", "admitted": 2}, {"gate": "South", "admitted": 1}]
+    assert body["scans"] == {"admitted": 3, "already_used": 1}
+
+
+def test_stats_refuse_another_organiser(app, client):
+    door = setup_door(app)
+    with app.app_context():
+        _other, other_token = make_organizer("Other venue")
+
+    response = client.get(
+        f"/api/v1/checkin/events/{door['event_id']}/stats", headers={"Authorization": f"Bearer {other_token}"}
+    )
+
+    assert response.status_code == 404

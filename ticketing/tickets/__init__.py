@@ -1,0 +1,1 @@
+"""Signed QR tickets: the payload, its verification, its rendering, the published keys."""
