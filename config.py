@@ -56,6 +56,12 @@ class BaseConfig:
         self.MASTER_KEYS: str | None = env.get("TICKETING_MASTER_KEYS") or None
         self.BLIND_INDEX_KEY: str | None = env.get("TICKETING_BLIND_INDEX_KEY") or None
         self.SIGNING_KEY: str | None = env.get("TICKETING_SIGNING_KEY") or None
+        self.STREAM_SECRETS: str | None = env.get("TICKETING_STREAM_SECRETS") or None
+        self.STREAM_OPENS_MINUTES = _int(env, "TICKETING_STREAM_OPENS_MINUTES", 30)
+        self.STREAM_GRACE_MINUTES = _int(env, "TICKETING_STREAM_GRACE_MINUTES", 30)
+        self.STREAM_SECURE_LINK_SECRET: str | None = env.get("TICKETING_STREAM_SECURE_LINK_SECRET") or None
+        self.STREAM_SIGNED_URL_SECONDS = _int(env, "TICKETING_STREAM_SIGNED_URL_SECONDS", 600)
+        self.STREAM_HEARTBEAT_SECONDS = _int(env, "TICKETING_STREAM_HEARTBEAT_SECONDS", 30)
         self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
         self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
         self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or "demo"
@@ -89,6 +95,13 @@ class BaseConfig:
     def _check(self) -> None:
         if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
+        for name in ("STREAM_OPENS_MINUTES", "STREAM_GRACE_MINUTES"):
+            if not 0 <= getattr(self, name) <= 7 * 24 * 60:
+                raise ConfigError(f"TICKETING_{name} must be between 0 and 10080")
+        if not 60 <= self.STREAM_SIGNED_URL_SECONDS <= 24 * 3600:
+            raise ConfigError("TICKETING_STREAM_SIGNED_URL_SECONDS must be between 60 and 86400")
+        if not 1 <= self.STREAM_HEARTBEAT_SECONDS <= 300:
+            raise ConfigError("TICKETING_STREAM_HEARTBEAT_SECONDS must be between 1 and 300")
         if self.PAYMENT_PROVIDER not in {"demo"}:
             raise ConfigError(
                 f"TICKETING_PAYMENT_PROVIDER={self.PAYMENT_PROVIDER!r} is not available; "
@@ -127,6 +140,7 @@ class ProductionConfig(BaseConfig):
         ("MASTER_KEYS", "TICKETING_MASTER_KEYS"),
         ("BLIND_INDEX_KEY", "TICKETING_BLIND_INDEX_KEY"),
         ("SIGNING_KEY", "TICKETING_SIGNING_KEY"),
+        ("STREAM_SECRETS", "TICKETING_STREAM_SECRETS"),
     )
 
     def _check(self) -> None:

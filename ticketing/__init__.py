@@ -35,10 +35,16 @@ CONTENT_SECURITY_POLICY = (
 
 # Secret parts of URLs (order links, payment pages) are cut out of request logs.
 SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[^/\s?\"]{1,48}/)[^\s?\"]+")
+# Stream links carry their token first: /watch/<token>/...
+WATCH_PATH = re.compile(r"(/watch/)[^/\s?\"]+")
 
 
 # Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
 CLIENT_ADDRESS = re.compile(r"^[0-9A-Fa-f:.%\[\]]+ - ")
+
+
+def _redact(text: str) -> str:
+    return WATCH_PATH.sub(r"\1[token]", SECRET_PATH.sub(r"\1[token]", text))
 
 
 class RedactSecretPaths(logging.Filter):
@@ -46,11 +52,9 @@ class RedactSecretPaths(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                SECRET_PATH.sub(r"\1[token]", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(_redact(arg) if isinstance(arg, str) else arg for arg in record.args)
         if isinstance(record.msg, str):
-            record.msg = CLIENT_ADDRESS.sub("[client] - ", SECRET_PATH.sub(r"\1[token]", record.msg))
+            record.msg = CLIENT_ADDRESS.sub("[client] - ", _redact(record.msg))
         return True
 
 
@@ -67,6 +71,7 @@ def _keyring(app: Flask, config: BaseConfig) -> KeyRing:
         "master_keys": config.MASTER_KEYS,
         "blind_index_key": config.BLIND_INDEX_KEY,
         "signing_key": config.SIGNING_KEY,
+        "stream_secrets": config.STREAM_SECRETS,
     }
     if not all(values.values()):
         if config.REQUIRE_KEYS_FROM_ENV:
@@ -135,6 +140,7 @@ def _select_locale() -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from ticketing import stream
     from ticketing.catalog.api import bp as catalog_api
     from ticketing.catalog.routes import bp as catalog_pages
     from ticketing.checkout.api import bp as checkout_api
@@ -150,6 +156,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages):
         app.register_blueprint(blueprint)
+    stream.init_app(app)
 
 
 def _register_error_handlers(app: Flask) -> None:
