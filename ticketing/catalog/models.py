@@ -12,6 +12,8 @@ from ticketing.models import Base, UTCDateTime, new_id, utcnow
 
 EVENT_MODES = ("in_person", "livestream", "hybrid")
 EVENT_STATUSES = ("draft", "published", "cancelled")
+STREAM_SCREEN_POLICIES = ("newest_wins", "refuse_new")
+STREAM_ACCESS_MODES = ("gate", "signed_url")
 
 
 class Organizer(Base):
@@ -29,6 +31,9 @@ class Event(Base):
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint(f"mode IN {EVENT_MODES!r}", name="mode"),
         CheckConstraint(f"status IN {EVENT_STATUSES!r}", name="status"),
+        CheckConstraint("stream_max_screens BETWEEN 1 AND 100", name="stream_max_screens"),
+        CheckConstraint(f"stream_screen_policy IN {STREAM_SCREEN_POLICIES!r}", name="stream_screen_policy"),
+        CheckConstraint(f"stream_access IN {STREAM_ACCESS_MODES!r}", name="stream_access"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -46,6 +51,15 @@ class Event(Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     ask_name: Mapped[bool] = mapped_column(Boolean, default=False)
     ask_postcode: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Livestream settings (see ticketing/stream): where the player points, which stream
+    # name the streaming server uses for this event, how many screens a ticket allows.
+    stream_url: Mapped[str] = mapped_column(String(500), default="")
+    stream_name: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stream_access: Mapped[str] = mapped_column(String(16), default="gate")
+    stream_max_screens: Mapped[int] = mapped_column(Integer, default=1)
+    stream_screen_policy: Mapped[str] = mapped_column(String(16), default="newest_wins")
+    stream_replay_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    stream_publisher_key_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -10,6 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ticketing.checkout import services
+from ticketing.checkout.links import ticket_links
 from ticketing.checkout.models import Order
 from ticketing.checkout.notify import send_order_paid_mail
 from ticketing.errors import Unauthorized
@@ -47,7 +48,13 @@ def order_json(order: Order) -> dict[str, Any]:
             for line in order.lines
         ],
         "tickets": [
-            {"id": str(t.id), "ticket_type_id": str(t.ticket_type_id), "name": t.ticket_type.name, "status": t.status}
+            {
+                "id": str(t.id),
+                "ticket_type_id": str(t.ticket_type_id),
+                "name": t.ticket_type.name,
+                "status": t.status,
+                "links": ticket_links(t),
+            }
             for t in order.tickets
         ],
     }
