@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask, current_app
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from ticketing.checkout.links import register_ticket_link
 from ticketing.checkout.models import Ticket
 from ticketing.crypto.stream import stream_keys
-from ticketing.extensions import csrf, limiter
+from ticketing.extensions import csrf, db, limiter
+from ticketing.stream.lookup import GateLookup
 from ticketing.stream.services import StreamPolicy, stream_link_token
 from ticketing.web import external_url
 
@@ -45,3 +48,17 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     limiter.exempt(stream_gate)
     register_ticket_link(app, "watch", watch_link)
+    app.extensions["guichet.stream_gate_lookup"] = gate_lookup(app)
+
+
+def gate_lookup(app: Flask) -> GateLookup:
+    """The gate's own small pool of autocommit connections, without pre-ping (see
+    ``stream.lookup``). SQLite shares the app's engine. Tests keep no connection."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        with app.app_context():
+            return GateLookup(db.engine.execution_options(isolation_level="AUTOCOMMIT"), keep_connections=False)
+    if app.config.get("TESTING"):
+        return GateLookup(create_engine(uri, poolclass=NullPool, isolation_level="AUTOCOMMIT"), keep_connections=False)
+    engine = create_engine(uri, pool_size=16, max_overflow=16, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    return GateLookup(engine, keep_connections=True)

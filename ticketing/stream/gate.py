@@ -29,8 +29,9 @@ def _answer(status: int, reason: str | None = None) -> Response:
 
 
 def _decide(credential: str | None, stream_name: str | None) -> str | None:
-    keys = current_app.extensions["guichet.stream_keys"]
-    return services.check_viewer_credential(db.session, keys, credential, stream_name, utcnow())
+    extensions = current_app.extensions
+    lookup, keys = extensions["guichet.stream_gate_lookup"], extensions["guichet.stream_keys"]
+    return services.check_viewer_credential(lookup, keys, credential, stream_name, utcnow())
 
 
 @bp.get("/auth")
