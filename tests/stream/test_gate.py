@@ -187,3 +187,27 @@ def test_signed_url_mode_hands_out_an_expiring_secure_link(app, client, monkeypa
 
     assert digest == nginx_secure_link("edge-secret", ticket.stream_name, int(expires))
     assert 0 < int(expires) - dt.datetime.now(dt.UTC).timestamp() <= 300
+
+
+def test_gate_lookup_replaces_a_connection_the_server_dropped(postgres_url):
+    import sqlalchemy as sa
+
+    from ticketing.stream.lookup import GateLookup
+
+    engine = sa.create_engine(postgres_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(postgres_url)
+    lookup = GateLookup(engine, keep_connections=True)
+    try:
+        assert lookup.row(uuid.uuid4()) is None
+        first_pid = lookup._local.connection.driver_connection.info.backend_pid
+        with admin.begin() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+
+        assert lookup.row(uuid.uuid4()) is None
+
+        assert lookup._local.connection.driver_connection.info.backend_pid != first_pid
+    finally:
+        if lookup._local.connection is not None:
+            lookup._local.connection.close()
+        engine.dispose()
+        admin.dispose()

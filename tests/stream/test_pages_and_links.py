@@ -266,3 +266,17 @@ def test_event_with_no_stream_url_yet_answers_without_a_playlist(app, client):
     started = client.post(f"/watch/{ticket.token}/session")
 
     assert started.status_code == 200 and started.get_json()["playlist"] is None
+
+
+def test_generate_keys_prints_stream_secrets_that_production_accepts(runner, tmp_path):
+    from ticketing import create_app
+
+    printed = runner.invoke(args=["generate-keys"]).output
+    environ = dict(line.split("=", 1) for line in printed.strip().splitlines())
+    environ.update(
+        TICKETING_DATABASE_URL=f"sqlite:///{tmp_path / 'p.sqlite3'}", TICKETING_INSTANCE_PATH=str(tmp_path / "p")
+    )
+
+    app = create_app(ProductionConfig(environ))
+
+    assert app.extensions["guichet.keyring"].stream_secrets == (environ["TICKETING_STREAM_SECRETS"],)

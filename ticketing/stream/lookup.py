@@ -103,5 +103,7 @@ class GateLookup:
 
 
 def _is_disconnect(error: Exception) -> bool:
-    closed = getattr(error, "sqlstate", None) is None and "closed" in str(error).lower()
-    return closed or type(error).__name__ in ("OperationalError", "InterfaceError")
+    """A server restart, a killed backend, a network cut: psycopg's OperationalError family."""
+    import psycopg
+
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
