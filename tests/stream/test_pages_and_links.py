@@ -280,3 +280,37 @@ def test_generate_keys_prints_stream_secrets_that_production_accepts(runner, tmp
     app = create_app(ProductionConfig(environ))
 
     assert app.extensions["guichet.keyring"].stream_secrets == (environ["TICKETING_STREAM_SECRETS"],)
+
+
+def test_closing_the_page_gives_the_screen_back_at_once(app, client):
+    ticket = stream_ticket(app, client, stream_screen_policy="refuse_new")
+    other = app.test_client()
+    assert client.post(f"/watch/{ticket.token}/session").status_code == 200
+    assert other.post(f"/watch/{ticket.token}/session", headers=JSON).get_json()["code"] == "screen_limit"
+
+    closed = client.post(f"/watch/{ticket.token}/end")
+
+    assert closed.status_code == 204
+    assert other.post(f"/watch/{ticket.token}/session").status_code == 200
+    told = client.post(f"/watch/{ticket.token}/heartbeat", headers=JSON)
+    assert told.status_code == 403 and told.get_json()["code"] == "session_expired"
+
+
+def test_heartbeat_keeps_the_playlist_and_tells_the_replaced_screen(app, client):
+    ticket = stream_ticket(app, client)
+    first = client.post(f"/watch/{ticket.token}/session").get_json()["playlist"]
+
+    kept = client.post(f"/watch/{ticket.token}/heartbeat").get_json()["playlist"]
+    app.test_client().post(f"/watch/{ticket.token}/session")
+    told = client.post(f"/watch/{ticket.token}/heartbeat", headers=JSON)
+
+    assert kept == first  # gate mode: the player keeps its URL, no reload
+    assert told.status_code == 409 and told.get_json()["detail"] == "This ticket is now playing on another screen."
+
+
+def test_watch_page_speaks_french(app, client):
+    ticket = stream_ticket(app, client, starts_in=dt.timedelta(days=3))
+
+    page = client.get(f"/watch/{ticket.token}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+
+    assert "La diffusion ouvre à" in page and 'data-msg-opens-in="La diffusion ouvre dans"' in page
