@@ -186,7 +186,9 @@ def test_signed_url_mode_hands_out_an_expiring_secure_link(app, client, monkeypa
     from ticketing.crypto.stream import nginx_secure_link
 
     assert digest == nginx_secure_link("edge-secret", ticket.stream_name, int(expires))
-    assert 0 < int(expires) - dt.datetime.now(dt.UTC).timestamp() <= 300
+    assert 150 <= int(expires) - dt.datetime.now(dt.UTC).timestamp() <= 300
+    again = client.post(f"/watch/{ticket.token}/heartbeat").get_json()["playlist"]
+    assert again == playlist or int(again.split("/hls/", 1)[1].split("/", 1)[0].split(".")[1]) == int(expires) + 150
 
 
 def test_gate_lookup_replaces_a_connection_the_server_dropped(postgres_url):

@@ -232,7 +232,11 @@ def viewer_playlist_url(
     if event.stream_access == "signed_url":
         if not policy.secure_link_secret or not event.stream_name:
             return None
-        expires = int(min(now.timestamp() + policy.signed_url_seconds, access.closes_at.timestamp()))
+        # Rounded up to half-lifetime steps: the URL stays the same between steps, so the
+        # player reloads its source once per half lifetime, not at every heartbeat.
+        half = max(1, policy.signed_url_seconds // 2)
+        stepped = (int(now.timestamp()) // half + 2) * half
+        expires = int(min(stepped, access.closes_at.timestamp()))
         credential = f"{nginx_secure_link(policy.secure_link_secret, event.stream_name, expires)}.{expires}"
     else:
         credential = make_viewer_credential(keys, viewer.id, int(access.closes_at.timestamp()))
