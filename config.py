@@ -58,6 +58,12 @@ class BaseConfig:
         self.SIGNING_KEY: str | None = env.get("TICKETING_SIGNING_KEY") or None
         self.PREVIOUS_BLIND_INDEX_KEYS: str | None = env.get("TICKETING_PREVIOUS_BLIND_INDEX_KEYS") or None
         self.MAX_RETENTION_DAYS = _int(env, "TICKETING_MAX_RETENTION_DAYS", 365)
+        self.STREAM_SECRETS: str | None = env.get("TICKETING_STREAM_SECRETS") or None
+        self.STREAM_OPENS_MINUTES = _int(env, "TICKETING_STREAM_OPENS_MINUTES", 30)
+        self.STREAM_GRACE_MINUTES = _int(env, "TICKETING_STREAM_GRACE_MINUTES", 30)
+        self.STREAM_SECURE_LINK_SECRET: str | None = env.get("TICKETING_STREAM_SECURE_LINK_SECRET") or None
+        self.STREAM_SIGNED_URL_SECONDS = _int(env, "TICKETING_STREAM_SIGNED_URL_SECONDS", 600)
+        self.STREAM_HEARTBEAT_SECONDS = _int(env, "TICKETING_STREAM_HEARTBEAT_SECONDS", 30)
         self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
         self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
         self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or "demo"
@@ -95,6 +101,13 @@ class BaseConfig:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
         if self.MAX_RETENTION_DAYS < 1 or self.MAX_RETENTION_DAYS > 3650:
             raise ConfigError("TICKETING_MAX_RETENTION_DAYS must be between 1 and 3650")
+        for name in ("STREAM_OPENS_MINUTES", "STREAM_GRACE_MINUTES"):
+            if not 0 <= getattr(self, name) <= 7 * 24 * 60:
+                raise ConfigError(f"TICKETING_{name} must be between 0 and 10080")
+        if not 60 <= self.STREAM_SIGNED_URL_SECONDS <= 24 * 3600:
+            raise ConfigError("TICKETING_STREAM_SIGNED_URL_SECONDS must be between 60 and 86400")
+        if not 1 <= self.STREAM_HEARTBEAT_SECONDS <= 300:
+            raise ConfigError("TICKETING_STREAM_HEARTBEAT_SECONDS must be between 1 and 300")
         if self.PAYMENT_PROVIDER not in {"demo"}:
             raise ConfigError(
                 f"TICKETING_PAYMENT_PROVIDER={self.PAYMENT_PROVIDER!r} is not available; "
@@ -133,6 +146,7 @@ class ProductionConfig(BaseConfig):
         ("MASTER_KEYS", "TICKETING_MASTER_KEYS"),
         ("BLIND_INDEX_KEY", "TICKETING_BLIND_INDEX_KEY"),
         ("SIGNING_KEY", "TICKETING_SIGNING_KEY"),
+        ("STREAM_SECRETS", "TICKETING_STREAM_SECRETS"),
     )
 
     def _check(self) -> None:

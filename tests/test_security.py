@@ -264,6 +264,7 @@ def production_environ(tmp_path: Path, **changes: str) -> dict[str, str]:
         "TICKETING_MASTER_KEYS": keys["master_keys"],
         "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
         "TICKETING_SIGNING_KEY": keys["signing_key"],
+        "TICKETING_STREAM_SECRETS": keys["stream_secrets"],
     }
     environ.update(changes)
     return environ
@@ -517,6 +518,7 @@ REQUIRED_IN_PRODUCTION = [
     "TICKETING_MASTER_KEYS",
     "TICKETING_BLIND_INDEX_KEY",
     "TICKETING_SIGNING_KEY",
+    "TICKETING_STREAM_SECRETS",
 ]
 
 
@@ -556,6 +558,7 @@ def test_ticketing_env_production_refuses_to_start_without_a_variable(tmp_path, 
         ("TICKETING_MASTER_KEYS", "no-colon-here"),
         ("TICKETING_BLIND_INDEX_KEY", "c2hvcnQ"),
         ("TICKETING_SIGNING_KEY", "s1:not*base64"),
+        ("TICKETING_STREAM_SECRETS", "too-short"),
     ],
 )
 def test_production_refuses_a_malformed_key_and_names_it(tmp_path, variable, value):
@@ -584,7 +587,13 @@ def test_development_creates_a_private_key_file_in_the_instance_folder(tmp_path)
     key_file = instance / "keys.json"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(instance.stat().st_mode) == 0o700
-    assert set(json.loads(key_file.read_text())) == {"secret_key", "master_keys", "blind_index_key", "signing_key"}
+    assert set(json.loads(key_file.read_text())) == {
+        "secret_key",
+        "master_keys",
+        "blind_index_key",
+        "signing_key",
+        "stream_secrets",
+    }
 
 
 def test_development_reuses_its_key_file_on_the_next_start(tmp_path):

@@ -38,6 +38,8 @@ CONTENT_SECURITY_POLICY = (
 SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[^/\s?\"]{1,48}/)[^\s?\"]+")
 # The emailed "my data" links carry their token right after the prefix.
 PRIVACY_LINK = re.compile(r"(/privacy/my-data/)[^\s?\"/]+")
+# Stream links carry their token first: /watch/<token>/...
+WATCH_PATH = re.compile(r"(/watch/)[^/\s?\"]+")
 
 
 # Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
@@ -45,7 +47,9 @@ CLIENT_ADDRESS = re.compile(r"^[0-9A-Fa-f:.%\[\]]+ - ")
 
 
 def _redact(text: str) -> str:
-    return PRIVACY_LINK.sub(r"\1[token]", SECRET_PATH.sub(r"\1[token]", text))
+    for pattern in (SECRET_PATH, PRIVACY_LINK, WATCH_PATH):
+        text = pattern.sub(r"\1[token]", text)
+    return text
 
 
 class RedactSecretPaths(logging.Filter):
@@ -72,6 +76,7 @@ def _keyring(app: Flask, config: BaseConfig) -> KeyRing:
         "master_keys": config.MASTER_KEYS,
         "blind_index_key": config.BLIND_INDEX_KEY,
         "signing_key": config.SIGNING_KEY,
+        "stream_secrets": config.STREAM_SECRETS,
     }
     previous_index_keys = config.PREVIOUS_BLIND_INDEX_KEYS
     if not all(values.values()):
@@ -151,6 +156,7 @@ def _select_locale() -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from ticketing import stream
     from ticketing.catalog.api import bp as catalog_api
     from ticketing.catalog.routes import bp as catalog_pages
     from ticketing.checkin.api import bp as checkin_api
@@ -177,6 +183,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
         app.register_blueprint(blueprint)
+    stream.init_app(app)
 
 
 def _register_error_handlers(app: Flask) -> None:

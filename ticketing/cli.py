@@ -61,6 +61,7 @@ def generate_keys() -> None:
     click.echo(f"TICKETING_MASTER_KEYS={values['master_keys']}")
     click.echo(f"TICKETING_BLIND_INDEX_KEY={values['blind_index_key']}")
     click.echo(f"TICKETING_SIGNING_KEY={values['signing_key']}")
+    click.echo(f"TICKETING_STREAM_SECRETS={values['stream_secrets']}")
 
 
 @click.command("rotate-signing-key")

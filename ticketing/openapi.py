@@ -537,6 +537,62 @@ CHECKIN_PATHS: dict[str, Any] = {
     },
 }
 PATHS.update(CHECKIN_PATHS)
+# Livestream: an event's stream settings, the publisher key, a "watch" link per stream ticket.
+STREAM_SETTINGS: dict[str, Any] = {
+    "stream_url": {
+        "type": "string",
+        "maxLength": 500,
+        "description": "HLS playlist URL with `{credential}` once in its path, where the viewer credential goes",
+        "example": "https://video.example.org/hls/{credential}/gala/index.m3u8",
+    },
+    "stream_name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "unique per event"},
+    "stream_access": {"type": "string", "enum": ["gate", "signed_url"], "default": "gate"},
+    "stream_max_screens": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+    "stream_screen_policy": {"type": "string", "enum": ["newest_wins", "refuse_new"], "default": "newest_wins"},
+    "stream_replay_until": {"type": "string", "format": "date-time", "nullable": True},
+}
+SCHEMAS["EventInput"]["properties"].update(STREAM_SETTINGS)
+SCHEMAS["Event"]["properties"].update(
+    {
+        **STREAM_SETTINGS,
+        "stream_publisher_key_set": {"type": "boolean", "description": "organiser views only"},
+    }
+)
+SCHEMAS["Order"]["properties"]["tickets"] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "ticket_type_id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["valid", "voided"]},
+            "links": {
+                "type": "object",
+                "description": "`watch`: the signed stream link of a valid ticket that grants the stream",
+                "additionalProperties": {"type": "string", "format": "uri"},
+            },
+        },
+    },
+}
+PATHS["/api/v1/events/{event_id}/stream/publisher-key"] = {
+    "parameters": [EVENT_ID],
+    "post": {
+        "summary": "A new MediaMTX publisher key for the event's stream (replaces the old one; shown once)",
+        "security": ORGANIZER,
+        "responses": {
+            "201": _json(
+                {
+                    "type": "object",
+                    "properties": {"stream_name": {"type": "string"}, "publisher_key": {"type": "string"}},
+                },
+                "The key",
+            ),
+            "409": _problem("The event has no stream_name yet"),
+            **ORGANIZER_ERRORS,
+        },
+    },
+}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

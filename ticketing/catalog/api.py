@@ -60,6 +60,16 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
         "ticket_types": [ticket_type_json(t, event, now) for t in event.ticket_types],
     }
     if for_organizer:
+        # The same names the organiser PATCHes; the publisher key itself is shown once only.
+        body.update(
+            stream_url=event.stream_url,
+            stream_name=event.stream_name,
+            stream_access=event.stream_access,
+            stream_max_screens=event.stream_max_screens,
+            stream_screen_policy=event.stream_screen_policy,
+            stream_replay_until=_time(event.stream_replay_until),
+            stream_publisher_key_set=event.stream_publisher_key_hash is not None,
+        )
         body["sold"] = {str(t.id): t.sold for t in event.ticket_types}
         body["held"] = {str(t.id): t.reserved for t in event.ticket_types}
     return body

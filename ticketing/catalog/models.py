@@ -13,6 +13,8 @@ from ticketing.models import Base, UTCDateTime, new_id, utcnow
 EVENT_MODES = ("in_person", "livestream", "hybrid")
 EVENT_STATUSES = ("draft", "published", "cancelled")
 DEFAULT_RETENTION_DAYS = 30
+STREAM_SCREEN_POLICIES = ("newest_wins", "refuse_new")
+STREAM_ACCESS_MODES = ("gate", "signed_url")
 
 
 class Organizer(Base):
@@ -31,6 +33,9 @@ class Event(Base):
         CheckConstraint(f"mode IN {EVENT_MODES!r}", name="mode"),
         CheckConstraint(f"status IN {EVENT_STATUSES!r}", name="status"),
         CheckConstraint("retention_days >= 0", name="retention_days"),
+        CheckConstraint("stream_max_screens BETWEEN 1 AND 100", name="stream_max_screens"),
+        CheckConstraint(f"stream_screen_policy IN {STREAM_SCREEN_POLICIES!r}", name="stream_screen_policy"),
+        CheckConstraint(f"stream_access IN {STREAM_ACCESS_MODES!r}", name="stream_access"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -50,6 +55,15 @@ class Event(Base):
     ask_postcode: Mapped[bool] = mapped_column(Boolean, default=False)
     # Days after the event ends before its buyers' personal data is erased (privacy.retention).
     retention_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_RETENTION_DAYS, server_default="30")
+    # Livestream settings (see ticketing/stream): where the player points, which stream
+    # name the streaming server uses for this event, how many screens a ticket allows.
+    stream_url: Mapped[str] = mapped_column(String(500), default="")
+    stream_name: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stream_access: Mapped[str] = mapped_column(String(16), default="gate")
+    stream_max_screens: Mapped[int] = mapped_column(Integer, default=1)
+    stream_screen_policy: Mapped[str] = mapped_column(String(16), default="newest_wins")
+    stream_replay_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    stream_publisher_key_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,9 +12,18 @@ from typing import Any, Protocol
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from ticketing.catalog.models import DEFAULT_RETENTION_DAYS, EVENT_MODES, Event, Organizer, TicketType
+from ticketing.catalog.models import (
+    DEFAULT_RETENTION_DAYS,
+    EVENT_MODES,
+    STREAM_ACCESS_MODES,
+    STREAM_SCREEN_POLICIES,
+    Event,
+    Organizer,
+    TicketType,
+)
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser, timezone_or_none
@@ -23,6 +33,8 @@ MAX_CAPACITY = 1_000_000
 MAX_PRICE_CENTS = 10_000_000
 MAX_PER_ORDER = 50
 DEFAULT_MAX_RETENTION_DAYS = 365
+STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+STREAM_URL = re.compile(r"https?://[^\s\"'<>]+")
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,7 @@ def _parse_event(
             maximum=max_retention_days,
             default=min(DEFAULT_RETENTION_DAYS, max_retention_days),
         ),
+        **_stream_readers(fields, zone),
     }
     for name, read in readers.items():
         if creating or fields.has(name):
@@ -193,6 +206,54 @@ def _parse_event(
     return values
 
 
+def _stream_readers(fields: FieldParser, zone: Any) -> dict[str, Any]:
+    """The livestream settings an organiser may set; ``stream`` uses them to admit viewers."""
+
+    def stream_url() -> str:
+        value = fields.text("stream_url", max_length=500, default="") or ""
+        if value and (not STREAM_URL.fullmatch(value) or value.count("{credential}") != 1):
+            fields.fail(
+                "stream_url",
+                _("Must be an http(s) address of the HLS playlist with {credential} in its path once."),
+            )
+        return value
+
+    def stream_name() -> str | None:
+        value = fields.text("stream_name", max_length=64)
+        if value is not None and not STREAM_NAME.fullmatch(value):
+            fields.fail("stream_name", _("Use 1 to 64 letters, digits, '-' or '_'."))
+        return value
+
+    return {
+        "stream_url": stream_url,
+        "stream_name": stream_name,
+        "stream_access": lambda: fields.choice("stream_access", STREAM_ACCESS_MODES, default="gate"),
+        "stream_max_screens": lambda: fields.integer("stream_max_screens", minimum=1, maximum=100, default=1),
+        "stream_screen_policy": lambda: fields.choice(
+            "stream_screen_policy", STREAM_SCREEN_POLICIES, default="newest_wins"
+        ),
+        "stream_replay_until": lambda: fields.instant("stream_replay_until", zone=zone),
+    }
+
+
+def _check_stream_name_free(session: Session, values: Mapping[str, Any], event: Event | None) -> None:
+    name = values.get("stream_name")
+    if not name:
+        return
+    taken = session.execute(select(Event.id).where(Event.stream_name == name)).scalar()
+    if taken is not None and (event is None or taken != event.id):
+        raise Conflict(_("Another event already uses this stream name."), code="stream_name_taken")
+
+
+def _commit_event(session: Session) -> None:
+    """The unique stream name is checked first; a concurrent claim still ends as a 409."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(_("Another event already uses this stream name."), code="stream_name_taken") from None
+
+
 def create_event(
     session: Session,
     organizer: Organizer,
@@ -201,9 +262,10 @@ def create_event(
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
     values = _parse_event(payload, None, max_retention_days)
+    _check_stream_name_free(session, values, None)
     event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
     session.add(event)
-    session.commit()
+    _commit_event(session)
     return event
 
 
@@ -222,10 +284,11 @@ def update_event(
     currency_changes = "currency" in values and values["currency"] != event.currency
     if currency_changes and any(t.reserved or t.sold for t in event.ticket_types):
         raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
+    _check_stream_name_free(session, values, event)
     for name, value in values.items():
         setattr(event, name, value)
     event.updated_at = now
-    session.commit()
+    _commit_event(session)
     return event
 
 

@@ -10,6 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ticketing.checkout import services
+from ticketing.checkout.links import ticket_links
 from ticketing.checkout.models import Order
 from ticketing.checkout.notify import send_order_paid_mail
 from ticketing.checkout.presenter import ticket_presenter
@@ -55,6 +56,7 @@ def order_json(order: Order) -> dict[str, Any]:
                 "name": t.ticket_type.name,
                 "status": t.status,
                 **presenter.api_fields(t),
+                "links": ticket_links(t),
             }
             for t in order.tickets
         ],

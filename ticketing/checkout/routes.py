@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import availability_read
 from ticketing.checkout import services
+from ticketing.checkout.links import ticket_links
 from ticketing.checkout.notify import send_order_links, send_order_paid_mail
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.crypto import blind_index
@@ -23,6 +24,7 @@ from ticketing.models import utcnow
 from ticketing.web import external_url
 
 bp = Blueprint("checkout", __name__)
+bp.add_app_template_global(ticket_links, "ticket_links")
 
 ITEM_KEY = re.compile(r"items\[(\d+)\]")
 

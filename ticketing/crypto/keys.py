@@ -7,12 +7,15 @@ Formats (the same in the environment and in the development key file):
 - blind-index key: base64 of 32 bytes (HMAC-SHA256).
 - signing key: ``id:base64seed`` (a 32-byte Ed25519 private key).
 - secret key: any string of at least 32 characters.
+- stream secrets: ``secret,secret`` (each at least 32 characters); the last one listed
+  signs stream links and viewer credentials, the others still verify, so they can rotate.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
 import hmac
 import json
@@ -40,6 +43,7 @@ class KeyRing:
     link_key: bytes
     # Blind-index keys being rotated out: lookups still try them until the rebuild ends.
     previous_blind_index_keys: tuple[bytes, ...] = ()
+    stream_secrets: tuple[str, ...] = ()
 
     @property
     def newest_master_key(self) -> tuple[str, bytes]:
@@ -108,12 +112,22 @@ def parse_blind_index_keys(value: str | None) -> tuple[bytes, ...]:
     return tuple(_b64(item, "TICKETING_PREVIOUS_BLIND_INDEX_KEYS", 32) for item in value.split(",") if item.strip())
 
 
+def parse_stream_secrets(value: str) -> tuple[str, ...]:
+    secrets_listed = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not secrets_listed:
+        raise KeyConfigError("TICKETING_STREAM_SECRETS holds no secret")
+    if any(len(item) < 32 for item in secrets_listed):
+        raise KeyConfigError("every secret in TICKETING_STREAM_SECRETS must be at least 32 characters")
+    return secrets_listed
+
+
 def load_keyring(
     secret_key: str,
     master_keys: str,
     blind_index_key: str,
     signing_key: str,
     previous_blind_index_keys: str | None = None,
+    stream_secrets: str | None = None,
 ) -> KeyRing:
     if len(secret_key) < 32:
         raise KeyConfigError("TICKETING_SECRET_KEY must be at least 32 characters")
@@ -127,6 +141,7 @@ def load_keyring(
         signing_key=private_key,
         link_key=_derive(secret_key, b"guichet order links v1"),
         previous_blind_index_keys=parse_blind_index_keys(previous_blind_index_keys),
+        stream_secrets=parse_stream_secrets(stream_secrets) if stream_secrets else (),
     )
 
 
@@ -146,6 +161,7 @@ def new_key_values() -> dict[str, str]:
         "master_keys": f"m{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}",
         "blind_index_key": _encode(secrets.token_bytes(32)),
         "signing_key": f"s{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}",
+        "stream_secrets": secrets.token_urlsafe(48),
     }
 
 
@@ -158,7 +174,7 @@ def generate_key_file(path: Path) -> dict[str, str]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
-        return json.loads(path.read_text())
+        return _add_missing_keys(path)
     values = new_key_values()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -188,4 +204,27 @@ def update_key_file(path: Path, changes: dict[str, str]) -> dict[str, str]:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+    return values
+
+
+def _add_missing_keys(path: Path) -> dict[str, str]:
+    """A key file from an older version lacks the keys added since: add them, keep the rest.
+
+    Under an exclusive lock, so that two processes upgrading at once agree on one value;
+    the file is replaced atomically and keeps mode 0600.
+    """
+    values = json.loads(path.read_text())
+    if all(name in values for name in new_key_values()):
+        return values
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        values = json.loads(path.read_text())
+        missing = {name: value for name, value in new_key_values().items() if name not in values}
+        if missing:
+            values.update(missing)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(values, handle, indent=2)
+            os.replace(temporary, path)
     return values

@@ -1,0 +1,215 @@
+"""The endpoints a streaming server calls: nginx auth_request, nginx-rtmp on_play, MediaMTX."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from tests.stream.helpers import set_event, stream_ticket, void_ticket
+from ticketing.crypto.stream import make_viewer_credential
+from ticketing.stream.services import credential_from_uri
+
+
+def open_screen(client, ticket):
+    response = client.post(f"/watch/{ticket.token}/session")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    playlist = response.get_json()["playlist"]
+    return playlist.split("/hls/", 1)[1].split("/", 1)[0]  # the credential in the path
+
+
+def auth(client, uri):
+    return client.get("/stream/auth", headers={"X-Original-URI": uri})
+
+
+def test_valid_credential_plays_playlist_and_segments(app, client):
+    ticket = stream_ticket(app, client)
+    credential = open_screen(client, ticket)
+
+    playlist = auth(client, f"/hls/{credential}/{ticket.stream_name}/index.m3u8")
+    segment = auth(client, f"/hls/{credential}/{ticket.stream_name}/3.ts")
+
+    assert playlist.status_code == 204 and segment.status_code == 204
+    assert "Set-Cookie" not in playlist.headers
+
+
+def test_each_refusal_names_its_reason(app, client):
+    ticket = stream_ticket(app, client)
+    credential = open_screen(client, ticket)
+    keys = app.extensions["guichet.stream_keys"]
+    expired = make_viewer_credential(keys, uuid.uuid4(), 1_000_000_000)
+    forged = credential[:10] + ("A" if credential[10] != "A" else "B") + credential[11:]
+
+    answers = {
+        "missing": auth(client, f"/hls/{ticket.stream_name}/index.m3u8"),
+        "forged": auth(client, f"/hls/{forged}/{ticket.stream_name}/index.m3u8"),
+        "expired": auth(client, f"/hls/{expired}/{ticket.stream_name}/index.m3u8"),
+        "other stream": auth(client, f"/hls/{credential}/someone-else/index.m3u8"),
+    }
+
+    assert answers["missing"].status_code == 401
+    assert {
+        name: (r.status_code, r.headers.get("X-Guichet-Refusal")) for name, r in answers.items() if name != "missing"
+    } == {
+        "forged": (403, "invalid"),
+        "expired": (403, "expired"),
+        "other stream": (403, "invalid"),
+    }
+
+
+def test_refund_revokes_the_very_next_request(app, client):
+    ticket = stream_ticket(app, client)
+    credential = open_screen(client, ticket)
+    uri = f"/hls/{credential}/{ticket.stream_name}/index.m3u8"
+    assert auth(client, uri).status_code == 204
+
+    void_ticket(app, ticket.ticket_id)
+
+    refused = auth(client, uri)
+    assert refused.status_code == 403 and refused.headers["X-Guichet-Refusal"] == "revoked"
+
+
+def test_cancelled_event_revokes_and_a_newer_screen_takes_over(app, client):
+    ticket = stream_ticket(app, client)
+    first = open_screen(client, ticket)
+    second = open_screen(app.test_client(), ticket)  # another browser: no viewer cookie
+
+    superseded = auth(client, f"/hls/{first}/{ticket.stream_name}/index.m3u8")
+    newest = auth(client, f"/hls/{second}/{ticket.stream_name}/index.m3u8")
+    set_event(app, ticket.event_id, status="cancelled")
+    after_cancel = auth(client, f"/hls/{second}/{ticket.stream_name}/index.m3u8")
+
+    assert (superseded.status_code, superseded.headers["X-Guichet-Refusal"]) == (403, "revoked")
+    assert newest.status_code == 204
+    assert (after_cancel.status_code, after_cancel.headers["X-Guichet-Refusal"]) == (403, "revoked")
+
+
+def test_rtmp_on_play_allows_with_2xx_and_refuses_with_403(app, client):
+    ticket = stream_ticket(app, client)
+    credential = open_screen(client, ticket)
+
+    allowed = client.post(
+        "/stream/rtmp/on-play", data={"call": "play", "app": "live", "name": ticket.stream_name, "cred": credential}
+    )
+    refused = client.post(
+        "/stream/rtmp/on-play", data={"call": "play", "app": "live", "name": ticket.stream_name, "cred": "gv1nope"}
+    )
+    no_credential = client.post("/stream/rtmp/on-play", data={"call": "play", "name": ticket.stream_name})
+
+    assert allowed.status_code == 204
+    assert refused.status_code == 403 and no_credential.status_code == 403
+
+
+def test_mediamtx_read_needs_a_credential_for_that_path(app, client):
+    ticket = stream_ticket(app, client)
+    credential = open_screen(client, ticket)
+    base = {"user": "", "password": "", "ip": "127.0.0.1", "action": "read", "protocol": "hls", "id": None}
+
+    by_query = client.post(
+        "/stream/mediamtx/auth", json={**base, "path": ticket.stream_name, "query": f"cred={credential}"}
+    )
+    by_token = client.post(
+        "/stream/mediamtx/auth", json={**base, "path": ticket.stream_name, "token": credential, "query": ""}
+    )
+    wrong_path = client.post("/stream/mediamtx/auth", json={**base, "path": "other", "query": f"cred={credential}"})
+    api_action = client.post("/stream/mediamtx/auth", json={**base, "action": "api", "path": "", "query": ""})
+    not_json = client.post("/stream/mediamtx/auth", data="nope", content_type="text/plain")
+
+    assert by_query.status_code == 200 and by_token.status_code == 200
+    assert wrong_path.status_code == 401 and api_action.status_code == 401
+    assert not_json.status_code == 400
+
+
+def test_mediamtx_publish_needs_the_events_publisher_key(app, client):
+    from tests.conftest import make_organizer
+    from ticketing.catalog.models import Event
+    from ticketing.extensions import db
+
+    ticket = stream_ticket(app, client)
+    with app.app_context():
+        organizer, api_token = make_organizer("Owner")
+        event = db.session.get(Event, ticket.event_id)
+        event.organizer_id = organizer.id
+        db.session.commit()
+    issued = client.post(
+        f"/api/v1/events/{ticket.event_id}/stream/publisher-key", headers={"Authorization": f"Bearer {api_token}"}
+    )
+    key = issued.get_json()["publisher_key"]
+    publish = {
+        "user": "",
+        "ip": "127.0.0.1",
+        "action": "publish",
+        "path": ticket.stream_name,
+        "protocol": "rtmp",
+        "id": None,
+    }
+
+    with_key = client.post("/stream/mediamtx/auth", json={**publish, "password": "", "query": f"key={key}"})
+    with_password = client.post("/stream/mediamtx/auth", json={**publish, "password": key, "query": ""})
+    wrong_key = client.post("/stream/mediamtx/auth", json={**publish, "password": "wrong", "query": ""})
+    viewer_cannot_publish = client.post(
+        "/stream/mediamtx/auth", json={**publish, "password": "", "query": f"cred={open_screen(client, ticket)}"}
+    )
+
+    assert issued.status_code == 201 and issued.get_json()["stream_name"] == ticket.stream_name
+    assert with_key.status_code == 200 and with_password.status_code == 200
+    assert wrong_key.status_code == 401 and viewer_cannot_publish.status_code == 401
+
+
+def test_credential_is_found_in_nested_and_flat_hls_paths():
+    credential = "gv1" + "A" * 48
+
+    nested = credential_from_uri(f"/hls/{credential}/concert/12.ts?x=1")
+    flat_playlist = credential_from_uri(f"/hls/{credential}/concert.m3u8")
+    flat_segment = credential_from_uri(f"/hls/{credential}/my-show-12.ts")
+    none = credential_from_uri("/hls/concert/index.m3u8")
+
+    assert (nested.credential, nested.stream_name) == (credential, "concert")
+    assert flat_playlist.stream_name == "concert" and flat_segment.stream_name == "my-show"
+    assert none.credential is None
+
+
+def test_signed_url_mode_hands_out_an_expiring_secure_link(app, client, monkeypatch):
+    ticket = stream_ticket(
+        app, client, stream_access="signed_url", stream_url="https://edge.example/hls/{credential}/concert/index.m3u8"
+    )
+    from ticketing.stream.services import StreamPolicy
+
+    current = app.extensions["guichet.stream_policy"]
+    app.extensions["guichet.stream_policy"] = StreamPolicy(
+        current.opens_before, current.grace, secure_link_secret="edge-secret", signed_url_seconds=300
+    )
+
+    playlist = client.post(f"/watch/{ticket.token}/session").get_json()["playlist"]
+
+    credential = playlist.split("/hls/", 1)[1].split("/", 1)[0]
+    digest, expires = credential.split(".")
+    from ticketing.crypto.stream import nginx_secure_link
+
+    assert digest == nginx_secure_link("edge-secret", ticket.stream_name, int(expires))
+    assert 150 <= int(expires) - dt.datetime.now(dt.UTC).timestamp() <= 300
+    again = client.post(f"/watch/{ticket.token}/heartbeat").get_json()["playlist"]
+    assert again == playlist or int(again.split("/hls/", 1)[1].split("/", 1)[0].split(".")[1]) == int(expires) + 150
+
+
+def test_gate_lookup_replaces_a_connection_the_server_dropped(postgres_url):
+    import sqlalchemy as sa
+
+    from ticketing.stream.lookup import GateLookup
+
+    engine = sa.create_engine(postgres_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(postgres_url)
+    lookup = GateLookup(engine, keep_connections=True)
+    try:
+        assert lookup.row(uuid.uuid4()) is None
+        first_pid = lookup._local.connection.driver_connection.info.backend_pid
+        with admin.begin() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+
+        assert lookup.row(uuid.uuid4()) is None
+
+        assert lookup._local.connection.driver_connection.info.backend_pid != first_pid
+    finally:
+        if lookup._local.connection is not None:
+            lookup._local.connection.close()
+        engine.dispose()
+        admin.dispose()

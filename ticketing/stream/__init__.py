@@ -1,0 +1,64 @@
+"""Livestream access: stream links, the watch page, viewer sessions and the streaming gate.
+
+``init_app`` wires the domain into an app: its blueprints, its keys and policy, and the
+"watch" link that checkout shows beside each stream ticket (through checkout's ticket-link
+registry; checkout does not import this package).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, current_app
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from ticketing.checkout.links import register_ticket_link
+from ticketing.checkout.models import Ticket
+from ticketing.crypto.stream import stream_keys
+from ticketing.extensions import csrf, db, limiter
+from ticketing.stream.lookup import GateLookup
+from ticketing.stream.services import StreamPolicy, stream_link_token
+from ticketing.web import external_url
+
+
+def watch_link(ticket: Ticket) -> str | None:
+    token = stream_link_token(current_app.extensions["guichet.stream_keys"], ticket)
+    return external_url("stream.watch_page", token=token) if token else None
+
+
+def init_app(app: Flask) -> None:
+    from ticketing.stream.api import bp as stream_api
+    from ticketing.stream.gate import bp as stream_gate
+    from ticketing.stream.routes import bp as stream_pages
+
+    ring = app.extensions["guichet.keyring"]
+    app.extensions["guichet.stream_keys"] = stream_keys(ring.stream_secrets)
+    app.extensions["guichet.stream_policy"] = StreamPolicy(
+        opens_before=dt.timedelta(minutes=app.config["STREAM_OPENS_MINUTES"]),
+        grace=dt.timedelta(minutes=app.config["STREAM_GRACE_MINUTES"]),
+        secure_link_secret=app.config.get("STREAM_SECURE_LINK_SECRET"),
+        signed_url_seconds=app.config["STREAM_SIGNED_URL_SECONDS"],
+        heartbeat_seconds=app.config["STREAM_HEARTBEAT_SECONDS"],
+    )
+    # The gate answers the streaming server, not a browser: no CSRF token, no rate limit.
+    # The watch calls are JSON POSTs guarded by the token in the URL and a SameSite=Strict cookie.
+    for blueprint in (stream_gate, stream_pages, stream_api):
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint)
+    limiter.exempt(stream_gate)
+    register_ticket_link(app, "watch", watch_link)
+    app.extensions["guichet.stream_gate_lookup"] = gate_lookup(app)
+
+
+def gate_lookup(app: Flask) -> GateLookup:
+    """The gate's own small pool of autocommit connections, without pre-ping (see
+    ``stream.lookup``). SQLite shares the app's engine. Tests keep no connection."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        with app.app_context():
+            return GateLookup(db.engine.execution_options(isolation_level="AUTOCOMMIT"), keep_connections=False)
+    if app.config.get("TESTING"):
+        return GateLookup(create_engine(uri, poolclass=NullPool, isolation_level="AUTOCOMMIT"), keep_connections=False)
+    engine = create_engine(uri, pool_size=16, max_overflow=16, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    return GateLookup(engine, keep_connections=True)

@@ -1,0 +1,73 @@
+"""Endpoints the streaming server calls to ask whether a viewer may play.
+
+Each does the least work it can: parse, verify an HMAC in memory, and at most one query by
+primary key (or by the unique stream name for publishers). They render no template, touch
+no cookie and no Flask session, and are exempt from CSRF and rate limits (the streaming
+server asks on behalf of every viewer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Blueprint, Response, current_app, request
+
+from ticketing.extensions import db
+from ticketing.models import utcnow
+from ticketing.stream import services
+
+bp = Blueprint("stream_gate", __name__, url_prefix="/stream")
+
+
+def _answer(status: int, reason: str | None = None) -> Response:
+    response = Response(status=status)
+    if reason:
+        response.headers["X-Guichet-Refusal"] = reason
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _decide(credential: str | None, stream_name: str | None) -> str | None:
+    extensions = current_app.extensions
+    lookup, keys = extensions["guichet.stream_gate_lookup"], extensions["guichet.stream_keys"]
+    return services.check_viewer_credential(lookup, keys, credential, stream_name, utcnow())
+
+
+@bp.get("/auth")
+def nginx_auth_request() -> Response:
+    """nginx ``auth_request``: the original URI arrives in ``X-Original-URI``; 204 or 401/403."""
+    asked = services.credential_from_uri(request.headers.get("X-Original-URI", ""))
+    if asked.credential is None:
+        return _answer(401, "invalid")
+    refusal = _decide(asked.credential, asked.stream_name)
+    return _answer(403, refusal) if refusal else _answer(204)
+
+
+@bp.post("/rtmp/on-play")
+def rtmp_on_play() -> Response:
+    """nginx-rtmp ``on_play``: the stream ``name`` and the play URL's query as form fields."""
+    refusal = _decide(request.form.get("cred"), request.form.get("name"))
+    return _answer(403, refusal) if refusal else _answer(204)
+
+
+@bp.post("/mediamtx/auth")
+def mediamtx_auth() -> Response:
+    """MediaMTX external HTTP authentication: 200 allows, 401 refuses."""
+    body: Any = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _answer(400, "invalid")
+    action, path = body.get("action"), body.get("path")
+    if not isinstance(path, str):
+        return _answer(401, "invalid")
+    if action == "publish":
+        query = body.get("query") if isinstance(body.get("query"), str) else ""
+        key = body.get("password") if isinstance(body.get("password"), str) and body.get("password") else None
+        if key is None:
+            key = (parse_qs(query).get("key") or [None])[0]
+        allowed = services.check_publisher(db.session, path, key)
+        return _answer(200) if allowed else _answer(401, "invalid")
+    if action not in ("read", "playback"):
+        return _answer(401, "invalid")
+    refusal = _decide(services.credential_from_mediamtx(body), path)
+    return _answer(401, refusal) if refusal else _answer(200)
