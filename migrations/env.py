@@ -28,7 +28,7 @@ def render_item(type_, obj, autogen_context):
 
 
 def get_engine():
-    return current_app.extensions['migrate'].db.engine
+    return current_app.extensions["migrate"].db.engine
 
 
 def get_engine_url():

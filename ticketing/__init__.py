@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, has_request_context, render_template, request, session
+from flask import Flask, Response, current_app, has_request_context, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -34,7 +34,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # Secret parts of URLs (order links, payment pages) are cut out of request logs.
-SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[^/\s?\"]{1,48}/)[^\s?\"]+")
+SECRET_PATH = re.compile(r"(/(?:(?:orders|pay/demo|pay/stripe)/[^/\s?\"]{1,48}|refunds/choose)/)[^\s?\"]+")
 
 
 # Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
@@ -141,11 +141,12 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.checkout.routes import bp as checkout_pages
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config
+    from ticketing.payments.api import bp as payments_api
     from ticketing.payments.routes import bp as payment_pages
     from ticketing.site import bp as site
 
     app.extensions["guichet.payments"] = provider_from_config(app.config)
-    for blueprint in (catalog_api, checkout_api, openapi):
+    for blueprint in (catalog_api, checkout_api, payments_api, openapi):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         app.register_blueprint(blueprint)
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages):
@@ -232,15 +233,26 @@ def _register_template_helpers(app: Flask) -> None:
         }
 
 
+def content_security_policy(app: Flask) -> str:
+    """The strict policy; with Stripe, form-action also allows Stripe's checkout origin.
+
+    Chromium applies form-action to every redirect that follows a form POST, so the 303
+    from "Buy" (via /pay/stripe/...) to checkout.stripe.com is blocked without it.
+    """
+    if app.config.get("PAYMENT_PROVIDER") == "stripe":
+        return CONTENT_SECURITY_POLICY.replace("form-action 'self'", "form-action 'self' https://checkout.stripe.com")
+    return CONTENT_SECURITY_POLICY
+
+
 def _security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Content-Security-Policy", content_security_policy(current_app))
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-    if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders")):
+    if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders", "/refunds/")):
         headers["Cache-Control"] = "no-store"
     return response
 

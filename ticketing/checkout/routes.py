@@ -99,7 +99,14 @@ def order_page(code: str, token: str) -> str:
     payment_url = None
     if order.status == "pending":
         payment_url = current_app.extensions["guichet.payments"].start(order, token)
-    return render_template("checkout/order.html", order=order, token=token, payment_url=payment_url, now=utcnow())
+    return render_template(
+        "checkout/order.html",
+        order=order,
+        token=token,
+        payment_url=payment_url,
+        now=utcnow(),
+        payment_returned=request.args.get("payment") == "returned",
+    )
 
 
 def _email_fingerprint() -> str:

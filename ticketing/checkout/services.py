@@ -37,6 +37,8 @@ CODE_PATTERN = re.compile(f"[{CODE_ALPHABET}]{{5}}-[{CODE_ALPHABET}]{{5}}")
 MAX_ITEMS = 20
 MAX_QUANTITY = 50
 RELEASE_BATCH = 500
+# Statuses of an order that was paid once (refunds and donations come after payment).
+PAID_STATUSES = ("paid", "refunded", "part_refunded", "donated")
 
 
 @dataclass(frozen=True)
@@ -428,15 +430,32 @@ def pay_order(session: Session, order_id: uuid.UUID, now: dt.datetime, provider_
     whose hold was released gets its tickets only if they can be taken again from the
     stock; otherwise ``HoldExpired`` tells the provider to refund.
     """
+    return settle_order(session, order_id, now, provider_ref).order
+
+
+@dataclass(frozen=True)
+class Settlement:
+    order: Order
+    newly_paid: bool  # this call paid it: the one caller that should mail the tickets
+
+
+def settle_order(
+    session: Session, order_id: uuid.UUID, now: dt.datetime, provider_ref: str | None = None
+) -> Settlement:
+    """``pay_order`` that also says whether this call did the paying.
+
+    Webhooks arrive more than once, sometimes at the same moment; only the delivery that
+    won the conditional UPDATE mails the buyer.
+    """
     for _attempt in range(3):
         begin_write(session)
         order = session.get(Order, order_id, populate_existing=True)
         if order is None:
             session.rollback()
             raise NotFound(_("No such order."))
-        if order.status == "paid":
+        if order.status in PAID_STATUSES:
             session.rollback()
-            return order
+            return Settlement(order, False)
         if order.status == "cancelled":
             session.rollback()
             raise Conflict(_("This order was cancelled."), code="order_cancelled")
@@ -458,7 +477,7 @@ def pay_order(session: Session, order_id: uuid.UUID, now: dt.datetime, provider_
         _issue_tickets(session, order, wanted, now)
         session.commit()
         log.info("order %s paid", order.code)
-        return session.get(Order, order_id, populate_existing=True) or order
+        return Settlement(session.get(Order, order_id, populate_existing=True) or order, True)
     raise Conflict(_("This order is changing right now; try again."), code="order_busy")
 
 
@@ -483,6 +502,25 @@ def cancel_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> Ord
     session.refresh(order)
     log.info("order %s cancelled before payment", order.code)
     return order
+
+
+def expire_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Give back the hold of an unpaid order whose payment session ended unpaid.
+
+    Unlike ``cancel_order`` it leaves the order ``expired``: a payment that still arrives
+    (events come out of order) takes the stock again like any late payment.
+    """
+    begin_write(session)
+    closed = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == "pending")
+        .values(status="expired", closed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if closed:
+        _give_back(session, order_id)
+    session.commit()
+    return bool(closed)
 
 
 class HoldExpired(Conflict):
