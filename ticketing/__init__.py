@@ -123,6 +123,9 @@ def _configure_logging(app: Flask) -> None:
     redact = RedactSecretPaths()
     logging.getLogger("werkzeug").addFilter(redact)
     logging.getLogger("gunicorn.access").addFilter(redact)
+    # The stripe SDK logs request bodies at INFO/DEBUG, and they hold the order links
+    # (success_url): never below WARNING, whatever the root level.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def _select_locale() -> str:

@@ -263,3 +263,19 @@ def test_reconcile_payments_applies_sessions_whose_webhooks_were_lost(stripe_app
         assert statuses == {paid["code"]: "paid", abandoned["code"]: "expired"}
         assert len(db.session.execute(select(Ticket)).scalars().all()) == 1
         assert db.session.get(TicketType, event.type_id).reserved == 0
+
+
+def test_stripe_flow_logs_no_email_or_secret_link(stripe_app, fake_stripe, caplog):
+    caplog.set_level("DEBUG")
+    client = stripe_app.test_client()
+    event, token = organised_event(stripe_app)
+    placed, _session = buy_and_pay(client, fake_stripe, event)
+    cancel(client, event, token)
+    link = next(CHOICE_LINK.search(text).group(1) for text in mail_texts(stripe_app) if CHOICE_LINK.search(text))
+
+    choose(client, link, "refund")
+
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "order" in logged
+    for secret in ("zoe.buyer", placed["access_token"], link.rsplit("/", 1)[-1], "whsec_", "sk_test_guichet"):
+        assert secret not in logged

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ticketing.catalog.models import Event, TicketType
 from ticketing.catalog.services import parse_uuid, sale_state
@@ -449,36 +450,74 @@ def settle_order(
     """
     for _attempt in range(3):
         begin_write(session)
-        order = session.get(Order, order_id, populate_existing=True)
+        order = load_order_for_payment(session, order_id)
         if order is None:
             session.rollback()
             raise NotFound(_("No such order."))
-        if order.status in PAID_STATUSES:
+        try:
+            settlement = settle_loaded_order(session, order, now, provider_ref)
+        except Conflict:
             session.rollback()
-            return Settlement(order, False)
-        if order.status == "cancelled":
-            session.rollback()
-            raise Conflict(_("This order was cancelled."), code="order_cancelled")
-        wanted = {line.ticket_type_id: line.quantity for line in order.lines}
-        seen_status = order.status
-        if seen_status == "expired" and any(not _hold(session, t, q) for t, q in wanted.items()):
-            session.rollback()
-            raise HoldExpired(_("The hold on these tickets expired and they are no longer available."))
-        claimed = session.execute(
-            update(Order)
-            .where(Order.id == order_id, Order.status == seen_status)
-            .values(status="paid", paid_at=now, closed_at=None, provider_ref=provider_ref or order.provider_ref)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not claimed:
+            raise
+        if settlement is None:
             # Another process paid or released it between our read and our write: look again.
             session.rollback()
             continue
-        _issue_tickets(session, order, wanted, now)
-        session.commit()
-        log.info("order %s paid", order.code)
-        return Settlement(session.get(Order, order_id, populate_existing=True) or order, True)
+        if settlement.newly_paid:
+            session.commit()
+        else:
+            session.rollback()
+        return settlement
     raise Conflict(_("This order is changing right now; try again."), code="order_busy")
+
+
+def load_order_for_payment(session: Session, order_id: uuid.UUID) -> Order | None:
+    """The order, its lines, types and event in two statements, fresh from the database."""
+    return session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.lines).joinedload(OrderLine.ticket_type), joinedload(Order.event))
+        .execution_options(populate_existing=True)
+    ).scalar()
+
+
+def settle_loaded_order(
+    session: Session, order: Order, now: dt.datetime, provider_ref: str | None = None
+) -> Settlement | None:
+    """Pay an order inside the caller's write transaction; the caller commits.
+
+    Returns None when another transaction changed the order between its read and this
+    claim: the caller reads it again and retries. ``HoldExpired`` leaves the caller's
+    transaction as it was (a savepoint undoes the stock taken).
+    """
+    if order.status in PAID_STATUSES:
+        return Settlement(order, False)
+    if order.status == "cancelled":
+        raise Conflict(_("This order was cancelled."), code="order_cancelled")
+    wanted = {line.ticket_type_id: line.quantity for line in order.lines}
+    seen_status = order.status
+    savepoint = session.begin_nested() if seen_status == "expired" else None
+    if savepoint is not None and any(not _hold(session, t, q) for t, q in wanted.items()):
+        savepoint.rollback()
+        raise HoldExpired(_("The hold on these tickets expired and they are no longer available."))
+    ref = provider_ref or order.provider_ref
+    claimed = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == seen_status)
+        .values(status="paid", paid_at=now, closed_at=None, provider_ref=ref)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        if savepoint is not None:
+            savepoint.rollback()
+        return None
+    if savepoint is not None:
+        savepoint.commit()
+    _issue_tickets(session, order, wanted, now)
+    for name, value in (("status", "paid"), ("paid_at", now), ("closed_at", None), ("provider_ref", ref)):
+        set_committed_value(order, name, value)
+    log.info("order %s paid", order.code)
+    return Settlement(order, True)
 
 
 def cancel_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> Order:
@@ -511,6 +550,12 @@ def expire_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> boo
     (events come out of order) takes the stock again like any late payment.
     """
     begin_write(session)
+    closed = expire_order_in_transaction(session, order_id, now)
+    session.commit()
+    return closed
+
+
+def expire_order_in_transaction(session: Session, order_id: uuid.UUID, now: dt.datetime) -> bool:
     closed = session.execute(
         update(Order)
         .where(Order.id == order_id, Order.status == "pending")
@@ -519,7 +564,6 @@ def expire_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> boo
     ).rowcount
     if closed:
         _give_back(session, order_id)
-    session.commit()
     return bool(closed)
 
 

@@ -89,7 +89,7 @@ def send_refunds(refund_ids: list[uuid.UUID], now: dt.datetime) -> None:
 def finish_event(outcome: EventOutcome, now: dt.datetime) -> None:
     """Side effects of a handled provider event, after its commit."""
     if outcome.paid_order_id is not None:
-        order = db.session.get(Order, outcome.paid_order_id)
+        order = outcome.paid_order or db.session.get(Order, outcome.paid_order_id)
         if order is not None:
             send_order_paid_mail(order, derive_access_token(keyring().link_key, order.id))
     send_refunds(outcome.refund_ids, now)

@@ -24,7 +24,12 @@ from sqlalchemy.orm import Session
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import parse_uuid
 from ticketing.checkout.models import Order, OrderLine, Ticket
-from ticketing.checkout.services import HoldExpired, expire_order, settle_order
+from ticketing.checkout.services import (
+    HoldExpired,
+    expire_order_in_transaction,
+    load_order_for_payment,
+    settle_loaded_order,
+)
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.models import begin_write
 from ticketing.payments.models import PaymentEvent, Refund
@@ -51,6 +56,7 @@ class EventOutcome:
 
     duplicate: bool = False
     paid_order_id: uuid.UUID | None = None
+    paid_order: Order | None = None  # loaded with what its mail shows
     refund_ids: list[uuid.UUID] = field(default_factory=list)
     late_refund_order_id: uuid.UUID | None = None
 
@@ -80,82 +86,90 @@ def _text(obj: Mapping[str, Any], key: str) -> str | None:
 
 
 def handle_event(session: Session, provider: str, event: Mapping[str, Any], now: dt.datetime) -> EventOutcome:
-    """Apply one verified provider event, once.
+    """Apply one verified provider event, exactly once, in one transaction.
 
-    The event id is recorded after the event is applied, in the transaction that finishes
-    it; every step is itself idempotent, so a delivery that races another (or follows a
-    crash between the two) applies nothing twice.
+    The event id is inserted first: a repeated delivery finds it (or, arriving at the same
+    moment, waits on it and then finds it) and changes nothing. If applying fails, the
+    record goes with it and the provider's next delivery tries again.
     """
     event_id, event_type = str(event["id"]), str(event["type"])
     obj: Mapping[str, Any] = event["data"]["object"]
-    if session.get(PaymentEvent, event_id) is not None:
-        session.rollback()
-        return EventOutcome(duplicate=True)
-    session.rollback()
-    outcome = EventOutcome()
-    order_id: uuid.UUID | None = None
-    if event_type.startswith("checkout.session."):
-        order_id = _order_id_of(obj)
-        outcome = apply_checkout_session(session, obj, event_type, now)
+    order_id = _order_id_of(obj) if event_type.startswith("checkout.session.") else None
     begin_write(session)
-    if event_type in REFUND_EVENTS:
-        _apply_refund_objects(session, event_type, obj, now)
-    # A concurrent delivery may have recorded it first; the outcome stays ours either way,
-    # because only the delivery that changed the order carries side effects in it.
-    session.execute(
+    recorded = session.execute(
         _insert_ignoring_duplicate(session, PaymentEvent)
         .values(id=event_id, provider=provider, type=event_type[:64], order_id=order_id, received_at=now)
         .on_conflict_do_nothing(index_elements=["id"])
-    )
+        .returning(PaymentEvent.id)
+    ).first()
+    if recorded is None:
+        session.rollback()
+        return EventOutcome(duplicate=True)
+    outcome = EventOutcome()
+    if event_type.startswith("checkout.session."):
+        outcome = _apply_session(session, obj, event_type, now)
+    elif event_type in REFUND_EVENTS:
+        _apply_refund_objects(session, event_type, obj, now)
     session.commit()
     return outcome
 
 
 def apply_checkout_session(session: Session, obj: Mapping[str, Any], event_type: str, now: dt.datetime) -> EventOutcome:
-    """Bring the order in line with its Checkout Session (from a webhook or reconciliation)."""
+    """Bring the order in line with its Checkout Session, as ``reconcile-payments`` found it."""
+    begin_write(session)
+    outcome = _apply_session(session, obj, event_type, now)
+    session.commit()
+    return outcome
+
+
+def _apply_session(session: Session, obj: Mapping[str, Any], event_type: str, now: dt.datetime) -> EventOutcome:
     outcome = EventOutcome()
     order_id = _order_id_of(obj)
     if order_id is None:
         log.info("checkout session %s names no order of ours; ignored", _text(obj, "id"))
         return outcome
-    order = session.get(Order, order_id, populate_existing=True)
-    session.rollback()
-    if order is None:
-        log.warning("checkout session for unknown order %s; ignored", order_id)
-        return outcome
     payment_status = obj.get("payment_status")
     if event_type in PAID_SESSION_EVENTS and payment_status in ("paid", "no_payment_required"):
+        return _on_paid(session, order_id, obj, now)
+    ended_unpaid = event_type in ("checkout.session.expired", "checkout.session.async_payment_failed")
+    if ended_unpaid and expire_order_in_transaction(session, order_id, now):
+        log.info("order id %s: payment session ended unpaid; hold released", order_id)
+    return outcome
+
+
+def _on_paid(session: Session, order_id: uuid.UUID, obj: Mapping[str, Any], now: dt.datetime) -> EventOutcome:
+    outcome = EventOutcome()
+    payment_ref, session_ref = _text(obj, "payment_intent"), _text(obj, "id")
+    reason = None
+    for _attempt in range(3):
+        order = load_order_for_payment(session, order_id)
+        if order is None:
+            log.warning("checkout session for unknown order %s; ignored", order_id)
+            return outcome
         if (
             obj.get("amount_total") != order.total_cents
             or str(obj.get("currency", "")).lower() != order.currency.lower()
         ):
             log.error("order %s: Stripe amount or currency differs from the order; not issued", order.code)
             return outcome
-        return _on_paid(session, order, _text(obj, "payment_intent"), _text(obj, "id"), now)
-    ended_unpaid = event_type in ("checkout.session.expired", "checkout.session.async_payment_failed")
-    if ended_unpaid and expire_order(session, order.id, now):
-        log.info("order %s: payment session ended unpaid; hold released", order.code)
-    return outcome
-
-
-def _on_paid(
-    session: Session, order: Order, payment_ref: str | None, session_ref: str | None, now: dt.datetime
-) -> EventOutcome:
-    outcome = EventOutcome()
-    try:
-        settled = settle_order(session, order.id, now, provider_ref=payment_ref)
-    except HoldExpired:
-        reason = "hold_expired"
-    except Conflict as error:
-        if error.code != "order_cancelled":
-            raise
-        reason = "order_cancelled"
-    else:
-        if settled.newly_paid:
-            outcome.paid_order_id = order.id
-        return outcome
+        try:
+            settled = settle_loaded_order(session, order, now, provider_ref=payment_ref)
+        except HoldExpired:
+            reason = "hold_expired"
+            break
+        except Conflict as error:
+            if error.code != "order_cancelled":
+                raise
+            reason = "order_cancelled"
+            break
+        if settled is not None:
+            if settled.newly_paid:
+                outcome.paid_order_id = order.id
+                outcome.paid_order = order
+            return outcome
+    if reason is None:
+        raise Conflict(_("This order is changing right now; try again."), code="order_busy")
     # Paid, but the tickets went to someone else (or the order was cancelled): give it back.
-    begin_write(session)
     moved = session.execute(
         update(Order)
         .where(Order.id == order.id, Order.status.in_(("expired", "cancelled")))
@@ -167,7 +181,6 @@ def _on_paid(
         outcome.refund_ids.append(refund_id)
         outcome.late_refund_order_id = order.id
         log.warning("order %s paid after its tickets were gone (%s); refunding", order.code, reason)
-    session.commit()
     return outcome
 
 
