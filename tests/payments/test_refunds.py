@@ -239,6 +239,11 @@ def test_refund_cut_off_is_a_ticket_type_setting_of_the_organiser_api(stripe_app
     )
 
     assert response.status_code == 200 and response.get_json()["refundable_until_hours"] == 24
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"/api/v1/events/{event.id}/ticket-types/{event.type_id}"
+    assert client.patch(url, json={"refundable_until_hours": -1}, headers=headers).status_code == 422
+    cleared = client.patch(url, json={"refundable_until_hours": None}, headers=headers)
+    assert cleared.status_code == 200 and cleared.get_json()["refundable_until_hours"] is None
 
 
 def test_reconcile_payments_applies_sessions_whose_webhooks_were_lost(stripe_app, fake_stripe):
