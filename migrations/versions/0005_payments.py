@@ -47,7 +47,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('decided_at', sa.DateTime(), nullable=True),
     sa.Column('completed_at', sa.DateTime(), nullable=True),
-    sa.CheckConstraint("reason IN ('event_cancelled', 'buyer_request', 'hold_expired', 'order_cancelled')", name=op.f('ck_refund_reason')),
+    sa.CheckConstraint("reason IN ('event_cancelled', 'buyer_request', 'hold_expired', 'order_cancelled', 'provider_refund')", name=op.f('ck_refund_reason')),
     sa.CheckConstraint("status IN ('awaiting_choice', 'pending', 'sent', 'succeeded', 'failed', 'donated')", name=op.f('ck_refund_status')),
     sa.CheckConstraint('amount_cents >= 0 AND donated_cents >= 0', name=op.f('ck_refund_amounts')),
     sa.ForeignKeyConstraint(['event_id'], ['event.id'], name=op.f('fk_refund_event_id_event')),
@@ -63,6 +63,7 @@ def upgrade():
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('payment_session_ref', sa.String(length=255), nullable=True))
         batch_op.create_index(batch_op.f('ix_orders_payment_session_ref'), ['payment_session_ref'], unique=False)
+        batch_op.create_index(batch_op.f('ix_orders_provider_ref'), ['provider_ref'], unique=False)
         batch_op.drop_constraint(batch_op.f('ck_orders_status'), type_='check')
         batch_op.create_check_constraint(batch_op.f('ck_orders_status'), NEW_STATUSES)
 
@@ -80,6 +81,7 @@ def downgrade():
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('ck_orders_status'), type_='check')
         batch_op.create_check_constraint(batch_op.f('ck_orders_status'), OLD_STATUSES)
+        batch_op.drop_index(batch_op.f('ix_orders_provider_ref'))
         batch_op.drop_index(batch_op.f('ix_orders_payment_session_ref'))
         batch_op.drop_column('payment_session_ref')
 

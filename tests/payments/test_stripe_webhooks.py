@@ -232,3 +232,54 @@ def test_webhook_tables_hold_no_payload_or_personal_data(stripe_app, fake_stripe
         dumped = json.dumps([[r.id, r.provider, r.type, str(r.order_id)] for r in rows])
     assert "leak" not in dumped.lower()
     assert WEBHOOK_SECRET not in dumped
+
+
+def test_full_refund_made_in_the_stripe_dashboard_voids_the_tickets(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    event, _placed, session = paid_session(client, stripe_app, fake_stripe, capacity=5)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    refund = {"id": "re_dashboard", "object": "refund", "status": "succeeded", "amount": 3200}
+    charge = {
+        "id": "ch_1",
+        "object": "charge",
+        "amount": 3200,
+        "amount_refunded": 3200,
+        "refunded": True,
+        "payment_intent": session["payment_intent"],
+        "refunds": {"object": "list", "data": [refund]},
+    }
+    payload = stripe_event("charge.refunded", charge)
+
+    deliver(client, payload)
+    deliver(client, stripe_event("charge.refunded", charge))
+
+    with stripe_app.app_context():
+        assert {t.status for t in db.session.execute(select(Ticket)).scalars()} == {"voided"}
+        assert db.session.execute(select(Order.status)).scalar_one() == "refunded"
+        recorded = db.session.execute(select(Refund)).scalar_one()
+        assert (recorded.reason, recorded.status, recorded.provider_refund_ref) == (
+            "provider_refund",
+            "succeeded",
+            "re_dashboard",
+        )
+        assert db.session.get(TicketType, event.type_id).sold == 0
+    assert fake_stripe.sent("POST", "/v1/refunds") == []
+
+
+def test_partial_refund_in_the_dashboard_changes_no_ticket(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    _event, _placed, session = paid_session(client, stripe_app, fake_stripe)
+    deliver(client, stripe_event("checkout.session.completed", session))
+    charge = {
+        "id": "ch_1",
+        "object": "charge",
+        "amount": 3200,
+        "amount_refunded": 100,
+        "refunded": False,
+        "payment_intent": session["payment_intent"],
+        "refunds": {"object": "list", "data": [{"id": "re_part", "object": "refund", "status": "succeeded"}]},
+    }
+
+    deliver(client, stripe_event("charge.refunded", charge))
+
+    assert counts(stripe_app)[:2] == (2, "paid")

@@ -42,7 +42,7 @@ class Order(Base):
     fee_cents: Mapped[int] = mapped_column(Integer)
     total_cents: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(16))
-    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     # The provider's checkout session (Stripe ``cs_...``), asked again by reconcile-payments.
     payment_session_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     hold_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -19,7 +19,8 @@ from ticketing.models import Base, UTCDateTime, new_id, utcnow
 # pending: to be sent to the provider; sent: the provider has it and has not finished;
 # failed: the provider said no (retried by process-refunds); donated: nothing to send.
 REFUND_STATUSES = ("awaiting_choice", "pending", "sent", "succeeded", "failed", "donated")
-REFUND_REASONS = ("event_cancelled", "buyer_request", "hold_expired", "order_cancelled")
+# provider_refund: made at the provider directly (Stripe dashboard); Guichet followed it.
+REFUND_REASONS = ("event_cancelled", "buyer_request", "hold_expired", "order_cancelled", "provider_refund")
 
 
 class PaymentEvent(Base):

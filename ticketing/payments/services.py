@@ -244,6 +244,55 @@ def _apply_refund_objects(session: Session, event_type: str, obj: Mapping[str, A
                 .values(status="failed", last_error=str(reason or status)[:200])
                 .execution_options(synchronize_session=False)
             )
+    if event_type == "charge.refunded" and obj.get("refunded") is True:
+        _follow_refund_made_at_stripe(session, obj, now)
+
+
+def _follow_refund_made_at_stripe(session: Session, charge: Mapping[str, Any], now: dt.datetime) -> None:
+    """A charge refunded in full from Stripe's dashboard: the tickets must not stay valid.
+
+    Money and tickets never disagree, whoever refunded. The order's tickets are voided
+    and go back on sale, and the refund is recorded as made. (A partial refund at Stripe
+    names no tickets, so it changes nothing here.)
+    """
+    payment_ref = _text(charge, "payment_intent")
+    if not payment_ref:
+        return
+    order = session.execute(select(Order).where(Order.provider_ref == payment_ref)).scalar()
+    if order is None or order.status != "paid":
+        return
+    claimed = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == "paid")
+        .values(status="refunded", closed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return
+    _void_and_restock(session, order.id)
+    refunds = charge.get("refunds")
+    items = refunds.get("data") if isinstance(refunds, Mapping) else None
+    first = next((item for item in items or [] if isinstance(item, Mapping)), {})
+    refund_id = _create_refund(session, order, "provider_refund", order.total_cents, now, status="succeeded")
+    session.execute(
+        update(Refund)
+        .where(Refund.id == refund_id)
+        .values(completed_at=now, provider_refund_ref=_text(first, "id"))
+        .execution_options(synchronize_session=False)
+    )
+    log.warning("order %s refunded at Stripe directly; its tickets are voided", order.code)
+
+
+def _void_and_restock(session: Session, order_id: uuid.UUID) -> None:
+    _void_tickets(session, order_ids=[order_id])
+    lines = session.execute(select(OrderLine.ticket_type_id, OrderLine.quantity).where(OrderLine.order_id == order_id))
+    for type_id, quantity in lines:
+        session.execute(
+            update(TicketType)
+            .where(TicketType.id == type_id)
+            .values(sold=TicketType.sold - quantity)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def send_refund(session: Session, refunder: Refunder, refund_id: uuid.UUID, now: dt.datetime) -> str:
@@ -463,15 +512,7 @@ def request_refund(session: Session, order_id: uuid.UUID, now: dt.datetime) -> R
     if not claimed:
         session.rollback()
         raise Conflict(_("Only a paid order can be refunded."), code="not_refundable")
-    _void_tickets(session, order_ids=[order.id])
-    lines = session.execute(select(OrderLine.ticket_type_id, OrderLine.quantity).where(OrderLine.order_id == order.id))
-    for type_id, quantity in lines:
-        session.execute(
-            update(TicketType)
-            .where(TicketType.id == type_id)
-            .values(sold=TicketType.sold - quantity)
-            .execution_options(synchronize_session=False)
-        )
+    _void_and_restock(session, order.id)
     status = "pending" if order.total_cents > 0 else "succeeded"
     refund_id = _create_refund(session, order, "buyer_request", order.total_cents, now, status=status)
     session.commit()
