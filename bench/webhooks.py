@@ -240,14 +240,18 @@ def completed_event(order: PendingOrder) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def signed_request(payload: bytes, port: int, timestamp: int) -> bytes:
+def signature(payload: bytes, timestamp: int) -> str:
     mac = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def signed_request(payload: bytes, port: int, timestamp: int) -> bytes:
     head = [
         "POST /payments/stripe/webhook HTTP/1.1",
         f"Host: {HOST}:{port}",
         "User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)",
         "Content-Type: application/json; charset=utf-8",
-        f"Stripe-Signature: t={timestamp},v1={mac}",
+        f"Stripe-Signature: {signature(payload, timestamp)}",
         f"Content-Length: {len(payload)}",
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + payload
@@ -412,6 +416,43 @@ def check_database(event_id: str, orders: list[PendingOrder], instance: Path) ->
     )
 
 
+CPU_WARMUP = 10
+CPU_SAMPLE = 200
+
+
+def app_cpu_per_event(app: Any, *, with_mail: bool) -> float:
+    """CPU milliseconds one delivery costs the app process, in process (no HTTP server, no client).
+
+    Measured with and without the tickets mail (replaced by a no-op for the second figure
+    only), to show where a webhook's time goes.
+    """
+    import ticketing.payments.notify as notify
+
+    _event_id, orders = seed_orders(app, CPU_WARMUP + CPU_SAMPLE)
+    payloads = [completed_event(order) for order in orders]
+    client = app.test_client()
+    original = notify.send_order_paid_mail
+    if not with_mail:
+        notify.send_order_paid_mail = lambda order, token: True  # type: ignore[assignment]
+    try:
+        timestamp = int(time.time())
+
+        def deliver(payload: bytes) -> None:
+            headers = {"Stripe-Signature": signature(payload, timestamp), "Content-Type": "application/json"}
+            response = client.post("/payments/stripe/webhook", data=payload, headers=headers)
+            if response.status_code != 200:
+                raise RunBroken(f"in-process webhook answered {response.status_code}")
+
+        for payload in payloads[:CPU_WARMUP]:
+            deliver(payload)
+        started = time.process_time()
+        for payload in payloads[CPU_WARMUP:]:
+            deliver(payload)
+        return (time.process_time() - started) / CPU_SAMPLE * 1000
+    finally:
+        notify.send_order_paid_mail = original  # type: ignore[assignment]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -462,6 +503,8 @@ def main() -> int:
             server.stop()
             signal.signal(signal.SIGINT, previous)
         check = check_database(event_id, orders, instance)
+        cpu_with_mail = app_cpu_per_event(app, with_mail=True)
+        cpu_without_mail = app_cpu_per_event(app, with_mail=False)
 
     statuses: dict[int, int] = {}
     for answer in answers:
@@ -498,6 +541,11 @@ def main() -> int:
     print(f"  events stored  {check.events_recorded} (one per event id)")
     print(f"  stock          sold {check.sold}, held {check.reserved}")
     print(f"  mails          {check.mails} ticket mails written (one per order expected)")
+    print(
+        f"  app CPU/event  {cpu_with_mail:.1f} ms in process ({CPU_SAMPLE} deliveries), of which the tickets mail "
+        f"{cpu_with_mail - cpu_without_mail:.1f} ms; PostgreSQL and HTTP not included"
+    )
+    print(f"  load average   {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (others share these cores)")
     print()
     print(
         f"  target events/s >= {TARGET_EVENTS_PER_SECOND:.0f}: {rate:.0f} events/s  "
