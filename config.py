@@ -66,7 +66,14 @@ class BaseConfig:
         self.STREAM_HEARTBEAT_SECONDS = _int(env, "TICKETING_STREAM_HEARTBEAT_SECONDS", 30)
         self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
         self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
-        self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or "demo"
+        self.STRIPE_SECRET_KEY: str | None = env.get("STRIPE_SECRET_KEY") or None
+        self.STRIPE_WEBHOOK_SECRET: str | None = env.get("STRIPE_WEBHOOK_SECRET") or None
+        self.STRIPE_API_BASE: str | None = (env.get("STRIPE_API_BASE") or "").rstrip("/") or None
+        self.STRIPE_WEBHOOK_TOLERANCE = _int(env, "STRIPE_WEBHOOK_TOLERANCE", 300)
+        self.REFUND_CHOICE_DAYS = _int(env, "TICKETING_REFUND_CHOICE_DAYS", 14)
+        self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or (
+            "stripe" if self.STRIPE_SECRET_KEY else "demo"
+        )
         self.MAIL_FROM = env.get("TICKETING_MAIL_FROM") or "Guichet <tickets@localhost>"
         self.SMTP_HOST: str | None = env.get("TICKETING_SMTP_HOST") or None
         self.SMTP_PORT = _int(env, "TICKETING_SMTP_PORT", 587)
@@ -108,11 +115,18 @@ class BaseConfig:
             raise ConfigError("TICKETING_STREAM_SIGNED_URL_SECONDS must be between 60 and 86400")
         if not 1 <= self.STREAM_HEARTBEAT_SECONDS <= 300:
             raise ConfigError("TICKETING_STREAM_HEARTBEAT_SECONDS must be between 1 and 300")
-        if self.PAYMENT_PROVIDER not in {"demo"}:
+        if self.PAYMENT_PROVIDER not in {"demo", "stripe"}:
             raise ConfigError(
                 f"TICKETING_PAYMENT_PROVIDER={self.PAYMENT_PROVIDER!r} is not available; "
-                "this version offers 'demo' (paid orders) and 'free' (price 0, automatic)"
+                "use 'stripe' (with STRIPE_SECRET_KEY) or 'demo'"
             )
+        if self.PAYMENT_PROVIDER == "stripe":
+            if not self.STRIPE_SECRET_KEY:
+                raise ConfigError("the stripe payment provider needs STRIPE_SECRET_KEY; it is not set")
+            if not self.STRIPE_WEBHOOK_SECRET:
+                raise ConfigError("the stripe payment provider needs STRIPE_WEBHOOK_SECRET; it is not set")
+        if self.REFUND_CHOICE_DAYS < 1 or self.REFUND_CHOICE_DAYS > 365:
+            raise ConfigError("TICKETING_REFUND_CHOICE_DAYS must be between 1 and 365")
 
     def as_mapping(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}

@@ -254,3 +254,14 @@ def run_together(count: int, work: Callable[[int], None], timeout: float = 120) 
     assert not any(thread.is_alive() for thread in threads), "a thread was still running at the timeout"
     if failures:
         raise failures[0]
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Any]:
+    """The one Playwright driver of the run: its sync API allows a single live instance,
+    so every browser test launches its Chromium from this one."""
+    from playwright.sync_api import sync_playwright
+
+    driver = sync_playwright().start()
+    yield driver
+    driver.stop()

@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, has_request_context, make_response, render_template, request, session
+from flask import Flask, Response, current_app, has_request_context, make_response, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -35,7 +35,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 # Secret parts of URLs (order links, payment pages) are cut out of request logs.
-SECRET_PATH = re.compile(r"(/(?:orders|pay/demo)/[^/\s?\"]{1,48}/)[^\s?\"]+")
+SECRET_PATH = re.compile(r"(/(?:(?:orders|pay/demo|pay/stripe)/[^/\s?\"]{1,48}|refunds/choose)/)[^\s?\"]+")
 # The emailed "my data" links carry their token right after the prefix.
 PRIVACY_LINK = re.compile(r"(/privacy/my-data/)[^\s?\"/]+")
 # Stream links carry their token first: /watch/<token>/...
@@ -144,6 +144,9 @@ def _configure_logging(app: Flask) -> None:
     redact = RedactSecretPaths()
     logging.getLogger("werkzeug").addFilter(redact)
     logging.getLogger("gunicorn.access").addFilter(redact)
+    # The stripe SDK logs request bodies at INFO/DEBUG, and they hold the order links
+    # (success_url): never below WARNING, whatever the root level.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def _select_locale() -> str:
@@ -166,6 +169,7 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.checkout.routes import bp as checkout_pages
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config
+    from ticketing.payments.api import bp as payments_api
     from ticketing.payments.routes import bp as payment_pages
     from ticketing.privacy.api import bp as privacy_api
     from ticketing.privacy.routes import bp as privacy_pages
@@ -177,7 +181,7 @@ def _register_blueprints(app: Flask) -> None:
     # Domains after the vault add what they link to a person (see privacy/links.py).
     app.extensions["guichet.person_links"] = [OrderLinks()]
     app.extensions["guichet.ticket_presenter"] = QrTicketPresenter()
-    for blueprint in (catalog_api, checkout_api, openapi, privacy_api, checkin_api):
+    for blueprint in (catalog_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         limiter.exempt(blueprint)  # no limit there; skip the limiter's work on every call
         app.register_blueprint(blueprint)
@@ -280,9 +284,20 @@ def _register_template_helpers(app: Flask) -> None:
         }
 
 
+def content_security_policy(app: Flask) -> str:
+    """The strict policy; with Stripe, form-action also allows Stripe's checkout origin.
+
+    Chromium applies form-action to every redirect that follows a form POST, so the 303
+    from "Buy" (via /pay/stripe/...) to checkout.stripe.com is blocked without it.
+    """
+    if app.config.get("PAYMENT_PROVIDER") == "stripe":
+        return CONTENT_SECURITY_POLICY.replace("form-action 'self'", "form-action 'self' https://checkout.stripe.com")
+    return CONTENT_SECURITY_POLICY
+
+
 def _security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Content-Security-Policy", content_security_policy(current_app))
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"
@@ -291,7 +306,9 @@ def _security_headers(response: Response) -> Response:
     if request.path == "/door":
         # The scanner page reads QR codes from the camera; every other page keeps it off.
         headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=(), interest-cohort=()"
-    if request.path.startswith(("/orders/", "/pay/", "/api/v1/orders", "/privacy/my-data", "/api/v1/privacy")):
+    if request.path.startswith(
+        ("/orders/", "/pay/", "/refunds/", "/api/v1/orders", "/privacy/my-data", "/api/v1/privacy")
+    ):
         headers["Cache-Control"] = "no-store"
     return response
 

@@ -32,6 +32,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(generate_keys)
     register_privacy_commands(app)
     app.cli.add_command(rotate_signing_key)
+    app.cli.add_command(process_refunds)
+    app.cli.add_command(reconcile_payments)
 
 
 @click.command("create-organizer")
@@ -50,6 +52,70 @@ def expire_holds() -> None:
     """Give expired holds back to the stock (run from cron, e.g. every minute)."""
     released = release_expired_holds(db.session, utcnow())
     click.echo(f"Released {released} expired hold(s).")
+
+
+@click.command("process-refunds")
+@with_appcontext
+def process_refunds() -> None:
+    """Refund cancelled orders whose choice time is over, send pending refunds, retry failed ones."""
+    from ticketing.payments.services import refund_due_choices, refunds_to_send, send_refund
+
+    now = utcnow()
+    decided = refund_due_choices(db.session, now)
+    to_send = refunds_to_send(db.session)
+    provider = current_app.extensions["guichet.payments"]
+    outcomes: dict[str, int] = {}
+    with click.progressbar(to_send, label="Sending refunds", show_pos=True) as refund_ids:
+        for refund_id in refund_ids:
+            status = send_refund(db.session, provider, refund_id, now)
+            outcomes[status] = outcomes.get(status, 0) + 1
+    click.echo(f"{decided} order(s) refunded by default after the choice deadline.")
+    click.echo(
+        f"{len(to_send)} refund(s) sent: " + (", ".join(f"{n} {s}" for s, n in sorted(outcomes.items())) or "none")
+    )
+    if outcomes.get("failed"):
+        click.echo("Failed refunds stay listed for the organiser (GET /api/v1/events/<id>/refunds) and are retried.")
+
+
+@click.command("reconcile-payments")
+@with_appcontext
+def reconcile_payments() -> None:
+    """Ask Stripe about every order pending past its hold, for when webhooks were lost."""
+    from ticketing.payments.notify import finish_event
+    from ticketing.payments.services import apply_checkout_session, orders_to_reconcile
+    from ticketing.payments.stripe import PaymentProviderError, StripeProvider
+
+    provider = current_app.extensions["guichet.payments"]
+    if not isinstance(provider, StripeProvider):
+        raise click.ClickException("reconcile-payments needs the stripe provider (STRIPE_SECRET_KEY)")
+    now = utcnow()
+    orders = orders_to_reconcile(db.session, provider.name, now)
+    counts = {"paid": 0, "refunded": 0, "expired": 0, "unchanged": 0, "unreachable": 0}
+    with click.progressbar(orders, label="Asking Stripe", show_pos=True) as rows:
+        for _order_id, session_ref in rows:
+            try:
+                checkout = provider.retrieve_checkout_session(session_ref)
+            except PaymentProviderError:
+                counts["unreachable"] += 1
+                continue
+            state = checkout.get("status")
+            kind = {"complete": "checkout.session.completed", "expired": "checkout.session.expired"}.get(str(state))
+            if kind is None:
+                counts["unchanged"] += 1
+                continue
+            outcome = apply_checkout_session(db.session, checkout, kind, now)
+            # Mails carry links: url_for needs a request context outside a request.
+            with current_app.test_request_context(base_url=current_app.config.get("BASE_URL") or "http://localhost/"):
+                finish_event(outcome, now)
+            if outcome.paid_order_id:
+                counts["paid"] += 1
+            elif outcome.refund_ids:
+                counts["refunded"] += 1
+            elif kind.endswith("expired"):
+                counts["expired"] += 1
+            else:
+                counts["unchanged"] += 1
+    click.echo(f"{len(orders)} order(s) checked: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
 
 @click.command("generate-keys")

@@ -90,6 +90,10 @@ SCHEMAS: dict[str, Any] = {
             "sale_starts_at": {"type": "string", "format": "date-time", "nullable": True},
             "sale_ends_at": {"type": "string", "format": "date-time", "nullable": True},
             "max_per_order": {"type": "integer"},
+            "refundable_until_hours": {
+                "type": ["integer", "null"],
+                "description": "Buyer refunds until this many hours before the event; null: none",
+            },
             "grants": {"type": "array", "items": {"type": "string", "enum": ["entry", "stream"]}},
         },
     },
@@ -190,6 +194,7 @@ SCHEMAS: dict[str, Any] = {
             "sale_starts_at": {"type": "string", "format": "date-time"},
             "sale_ends_at": {"type": "string", "format": "date-time"},
             "max_per_order": {"type": "integer", "minimum": 1, "maximum": 50},
+            "refundable_until_hours": {"type": "integer", "minimum": 0, "maximum": 8760},
             "position": {"type": "integer"},
             "grants": {"type": "array", "items": {"type": "string", "enum": ["entry", "stream"]}},
         },
@@ -299,6 +304,26 @@ PATHS: dict[str, Any] = {
                 "409": _problem("Cannot be published"),
                 **ORGANIZER_ERRORS,
             },
+        },
+    },
+    "/api/v1/events/{event_id}/cancel": {
+        "parameters": [EVENT_ID],
+        "post": {
+            "summary": "Cancel an event: tickets voided, buyers mailed a refund-or-donation choice",
+            "security": ORGANIZER,
+            "responses": {
+                "200": _json({"type": "object"}, "The cancelled event and how many buyers were mailed"),
+                "409": _problem("Already cancelled"),
+                **ORGANIZER_ERRORS,
+            },
+        },
+    },
+    "/api/v1/events/{event_id}/refunds": {
+        "parameters": [EVENT_ID],
+        "get": {
+            "summary": "The event's refunds and donations, failed ones first",
+            "security": ORGANIZER,
+            "responses": {"200": _json({"type": "object"}, "Refunds"), **ORGANIZER_ERRORS},
         },
     },
     "/api/v1/events/{event_id}/ticket-types": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,15 +84,26 @@ def _chromium_or_skip() -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(playwright_driver: Any) -> Iterator[Any]:
     """One headless Chromium for the whole run; each test opens its own context."""
     executable = _chromium_or_skip()
-    from playwright.sync_api import sync_playwright
+    chromium = playwright_driver.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
+
+def wait_for_js(page: Any, expression: str, timeout_ms: float = 15_000) -> Any:
+    """Wait until a JavaScript expression is truthy on the page, and return its value.
+
+    Playwright's ``wait_for_function`` compiles its predicate inside the page, which our
+    Content-Security-Policy (no 'unsafe-eval') refuses whenever it has to poll; each
+    ``evaluate`` here goes through the DevTools protocol instead, which the CSP allows.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_ms:.0f} ms: {expression}")
+        page.wait_for_timeout(50)

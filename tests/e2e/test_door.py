@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.checkin.factories import codes, make_device, make_tickets
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, wait_for_js
 from tests.e2e.test_browser import TIMEOUT_MS, PageWatch
 from ticketing.catalog.models import Event, Organizer
 from ticketing.checkin.models import Scan
@@ -42,7 +42,7 @@ def scan(page: Any, code: str) -> str:
     page.locator("#code").fill(code)
     page.locator("#code").press("Enter")
     verdict.wait_for(state="visible")
-    page.wait_for_function("document.getElementById('verdict').dataset.result !== undefined")
+    wait_for_js(page, "document.getElementById('verdict').dataset.result !== undefined")
     result = verdict.get_attribute("data-result")
     page.evaluate("delete document.getElementById('verdict').dataset.result")
     return result
@@ -149,10 +149,11 @@ def test_door_opens_again_without_network_after_one_visit(browser: Any, live_ser
     page.goto(f"{live_server.url}/door#token={token}")
     page.wait_for_selector("#door[data-bundle='ready']")
     # Installing the worker fetches the page's files once more: slower on a busy machine.
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=3 * TIMEOUT_MS)
-    page.wait_for_function(
+    wait_for_js(page, "navigator.serviceWorker.controller !== null", timeout_ms=3 * TIMEOUT_MS)
+    wait_for_js(
+        page,
         """caches.open("guichet-door-v1").then((cache) => cache.keys()).then((keys) => keys.length === 5)""",
-        timeout=3 * TIMEOUT_MS,
+        timeout_ms=3 * TIMEOUT_MS,
     )
     cached = page.evaluate(
         """caches.open("guichet-door-v1").then((cache) => cache.keys())

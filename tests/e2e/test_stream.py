@@ -29,7 +29,7 @@ from sqlalchemy import update
 from werkzeug.serving import make_server
 
 from tests.conftest import IN_CI, make_app, make_event
-from tests.e2e.conftest import dispose
+from tests.e2e.conftest import dispose, wait_for_js
 from ticketing.catalog.models import Event
 from ticketing.checkout.models import Ticket
 from ticketing.crypto.stream import make_viewer_credential, nginx_secure_link, read_viewer_credential
@@ -411,22 +411,20 @@ def test_watch_page_plays_and_a_second_screen_takes_over(stack: StreamingStack, 
         first.goto(watch_url)
         h264 = first.evaluate("() => MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.42E01E,mp4a.40.2\"')")
         assert h264, "this Chromium cannot play H.264 through Media Source Extensions"
-        first.wait_for_function(PLAYING, timeout=30_000)
+        wait_for_js(first, PLAYING, timeout_ms=30_000)
 
         second = second_context.new_page()
         _watch(second, seen, problems)
         second.goto(watch_url)
-        second.wait_for_function(PLAYING, timeout=30_000)
+        wait_for_js(second, PLAYING, timeout_ms=30_000)
 
-        first.wait_for_function(
-            "() => document.getElementById('watch-status').textContent.includes('another screen')", timeout=15_000
+        wait_for_js(
+            first, "() => document.getElementById('watch-status').textContent.includes('another screen')", 15_000
         )
         assert first.locator("#watch").get_attribute("data-state") == "stopped"
         assert first.locator("#player").is_hidden()
         playing_at = second.evaluate("() => document.getElementById('player').currentTime")
-        second.wait_for_function(
-            "(start) => document.getElementById('player').currentTime > start + 1", arg=playing_at, timeout=15_000
-        )
+        wait_for_js(second, f"() => document.getElementById('player').currentTime > {playing_at} + 1", 15_000)
     finally:
         first_context.close()
         second_context.close()

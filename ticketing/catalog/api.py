@@ -38,6 +38,7 @@ def ticket_type_json(ticket_type: TicketType, event: Event, now: dt.datetime) ->
         "sale_ends_at": _time(ticket_type.sale_ends_at),
         "max_per_order": ticket_type.max_per_order,
         "grants": ticket_type.grants,
+        "refundable_until_hours": ticket_type.refundable_until_hours,
     }
 
 

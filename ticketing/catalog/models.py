@@ -109,6 +109,8 @@ class TicketType(Base):
     grants_entry: Mapped[bool] = mapped_column(Boolean, default=True)
     grants_stream: Mapped[bool] = mapped_column(Boolean, default=False)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Hours before the event until which a buyer may ask for a refund; None: no refunds.
+    refundable_until_hours: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     event: Mapped[Event] = relationship(back_populates="ticket_types")

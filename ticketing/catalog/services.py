@@ -319,6 +319,7 @@ def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: Ti
         "sale_ends_at": lambda: fields.instant("sale_ends_at", zone=zone),
         "max_per_order": lambda: fields.integer("max_per_order", minimum=1, maximum=MAX_PER_ORDER, default=10),
         "position": lambda: fields.integer("position", maximum=1000, default=0),
+        "refundable_until_hours": lambda: fields.integer("refundable_until_hours", maximum=24 * 365),
     }
     values: dict[str, Any] = {}
     for name, read in readers.items():

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ticketing.catalog.models import Event, TicketType
 from ticketing.models import Base, UTCDateTime, new_id, utcnow
 
-ORDER_STATUSES = ("pending", "paid", "expired", "cancelled")
+# refunded / part_refunded / donated: a paid order whose tickets were voided after a
+# refund (whole or part) or a solidarity donation; the amounts paid stay as they were.
+ORDER_STATUSES = ("pending", "paid", "expired", "cancelled", "refunded", "part_refunded", "donated")
 TICKET_STATUSES = ("valid", "voided")
 
 
@@ -40,7 +42,9 @@ class Order(Base):
     fee_cents: Mapped[int] = mapped_column(Integer)
     total_cents: Mapped[int] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(16))
-    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    provider_ref: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The provider's checkout session (Stripe ``cs_...``), asked again by reconcile-payments.
+    payment_session_ref: Mapped[str | None] = mapped_column(String(255), index=True)
     hold_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -109,6 +109,7 @@ def order_page(code: str, token: str) -> str:
         payment_url=payment_url,
         now=utcnow(),
         presenter=ticket_presenter(),
+        payment_returned=request.args.get("payment") == "returned",
     )
 
 

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ticketing.catalog.models import Event, TicketType
 from ticketing.catalog.services import parse_uuid, sale_state
@@ -37,6 +38,8 @@ CODE_PATTERN = re.compile(f"[{CODE_ALPHABET}]{{5}}-[{CODE_ALPHABET}]{{5}}")
 MAX_ITEMS = 20
 MAX_QUANTITY = 50
 RELEASE_BATCH = 500
+# Statuses of an order that was paid once (refunds and donations come after payment).
+PAID_STATUSES = ("paid", "refunded", "part_refunded", "donated")
 
 
 EVENT = Event.__table__
@@ -506,38 +509,93 @@ def pay_order(session: Session, order_id: uuid.UUID, now: dt.datetime, provider_
     whose hold was released gets its tickets only if they can be taken again from the
     stock; otherwise ``HoldExpired`` tells the provider to refund.
     """
+    return settle_order(session, order_id, now, provider_ref).order
+
+
+@dataclass(frozen=True)
+class Settlement:
+    order: Order
+    newly_paid: bool  # this call paid it: the one caller that should mail the tickets
+
+
+def settle_order(
+    session: Session, order_id: uuid.UUID, now: dt.datetime, provider_ref: str | None = None
+) -> Settlement:
+    """``pay_order`` that also says whether this call did the paying.
+
+    Webhooks arrive more than once, sometimes at the same moment; only the delivery that
+    won the conditional UPDATE mails the buyer.
+    """
     for _attempt in range(3):
         begin_write(session)
-        order = session.get(Order, order_id, populate_existing=True)
+        order = load_order_for_payment(session, order_id)
         if order is None:
             session.rollback()
             raise NotFound(_("No such order."))
-        if order.status == "paid":
+        try:
+            settlement = settle_loaded_order(session, order, now, provider_ref)
+        except Conflict:
             session.rollback()
-            return order
-        if order.status == "cancelled":
-            session.rollback()
-            raise Conflict(_("This order was cancelled."), code="order_cancelled")
-        wanted = {line.ticket_type_id: line.quantity for line in order.lines}
-        seen_status = order.status
-        if seen_status == "expired" and any(not _hold(session, t, q) for t, q in wanted.items()):
-            session.rollback()
-            raise HoldExpired(_("The hold on these tickets expired and they are no longer available."))
-        claimed = session.execute(
-            update(Order)
-            .where(Order.id == order_id, Order.status == seen_status)
-            .values(status="paid", paid_at=now, closed_at=None, provider_ref=provider_ref or order.provider_ref)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not claimed:
+            raise
+        if settlement is None:
             # Another process paid or released it between our read and our write: look again.
             session.rollback()
             continue
-        _issue_tickets(session, order.id, order.event_id, wanted, now)
-        session.commit()
-        log.info("order %s paid", order.code)
-        return session.get(Order, order_id, populate_existing=True) or order
+        if settlement.newly_paid:
+            session.commit()
+        else:
+            session.rollback()
+        return settlement
     raise Conflict(_("This order is changing right now; try again."), code="order_busy")
+
+
+def load_order_for_payment(session: Session, order_id: uuid.UUID) -> Order | None:
+    """The order, its lines, types and event in two statements, fresh from the database."""
+    return session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.lines).joinedload(OrderLine.ticket_type), joinedload(Order.event))
+        .execution_options(populate_existing=True)
+    ).scalar()
+
+
+def settle_loaded_order(
+    session: Session, order: Order, now: dt.datetime, provider_ref: str | None = None
+) -> Settlement | None:
+    """Pay an order inside the caller's write transaction; the caller commits.
+
+    Returns None when another transaction changed the order between its read and this
+    claim: the caller reads it again and retries. ``HoldExpired`` leaves the caller's
+    transaction as it was (a savepoint undoes the stock taken).
+    """
+    if order.status in PAID_STATUSES:
+        return Settlement(order, False)
+    if order.status == "cancelled":
+        raise Conflict(_("This order was cancelled."), code="order_cancelled")
+    wanted = {line.ticket_type_id: line.quantity for line in order.lines}
+    seen_status = order.status
+    savepoint = session.begin_nested() if seen_status == "expired" else None
+    if savepoint is not None and any(not _hold(session, t, q) for t, q in wanted.items()):
+        savepoint.rollback()
+        raise HoldExpired(_("The hold on these tickets expired and they are no longer available."))
+    ref = provider_ref or order.provider_ref
+    claimed = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == seen_status)
+        .values(status="paid", paid_at=now, closed_at=None, provider_ref=ref)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        if savepoint is not None:
+            savepoint.rollback()
+        return None
+    if savepoint is not None:
+        savepoint.commit()
+    _issue_tickets(session, order.id, order.event_id, wanted, now)
+    for name, value in (("status", "paid"), ("paid_at", now), ("closed_at", None), ("provider_ref", ref)):
+        set_committed_value(order, name, value)
+    log.info("order %s paid", order.code)
+    return Settlement(order, True)
 
 
 def cancel_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> Order:
@@ -561,6 +619,30 @@ def cancel_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> Ord
     session.refresh(order)
     log.info("order %s cancelled before payment", order.code)
     return order
+
+
+def expire_order(session: Session, order_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Give back the hold of an unpaid order whose payment session ended unpaid.
+
+    Unlike ``cancel_order`` it leaves the order ``expired``: a payment that still arrives
+    (events come out of order) takes the stock again like any late payment.
+    """
+    begin_write(session)
+    closed = expire_order_in_transaction(session, order_id, now)
+    session.commit()
+    return closed
+
+
+def expire_order_in_transaction(session: Session, order_id: uuid.UUID, now: dt.datetime) -> bool:
+    closed = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == "pending")
+        .values(status="expired", closed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if closed:
+        _give_back(session, order_id)
+    return bool(closed)
 
 
 class HoldExpired(Conflict):

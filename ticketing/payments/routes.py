@@ -1,17 +1,31 @@
-"""The demo provider's payment page: the buyer confirms or cancels, no money moves."""
+"""Payment pages: the demo provider's, the way to Stripe and its webhook, refund choices."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request
+import logging
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from ticketing.checkout.notify import send_order_paid_mail
 from ticketing.checkout.services import cancel_order, find_order, pay_order
-from ticketing.errors import Conflict, Invalid
-from ticketing.extensions import db
+from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.extensions import csrf, db, limiter
 from ticketing.models import utcnow
+from ticketing.payments.models import Refund
+from ticketing.payments.notify import finish_event, refund_id_from_token, send_refunds
+from ticketing.payments.services import (
+    decide_refund,
+    handle_event,
+    record_checkout_session,
+    refund_cutoff,
+    request_refund,
+)
+from ticketing.payments.stripe import StripeProvider, WebhookRejected
 from ticketing.web import external_url
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("payments", __name__)
 
@@ -41,3 +55,100 @@ def demo_decide(code: str, token: str) -> str | Response | tuple[str, int]:
     else:
         raise Invalid(_("Choose to pay or to cancel."), errors={"action": _("Choose to pay or to cancel.")})
     return redirect(external_url("checkout.order_page", code=order.code, token=token))
+
+
+# --- Stripe -----------------------------------------------------------------------------
+
+
+def _stripe() -> StripeProvider:
+    provider = current_app.extensions["guichet.payments"]
+    if not isinstance(provider, StripeProvider):
+        raise NotFound(_("Stripe payments are not configured here."))
+    return provider
+
+
+@bp.get("/pay/stripe/<code>/<token>")
+def stripe_checkout(code: str, token: str) -> Response:
+    """Make (or find again, by idempotency key) the order's Checkout Session and go there."""
+    provider = _stripe()
+    order = find_order(db.session, code, token)
+    order_page = external_url("checkout.order_page", code=order.code, token=token)
+    if order.status != "pending" or order.hold_expires_at <= utcnow():
+        return redirect(order_page, code=303)
+    checkout = provider.create_checkout_session(order, token)
+    db.session.rollback()
+    record_checkout_session(db.session, order.id, checkout.session_id)
+    return redirect(checkout.url, code=303)
+
+
+@bp.post("/payments/stripe/webhook")
+@csrf.exempt
+@limiter.exempt
+def stripe_webhook() -> tuple[Response, int]:
+    """Stripe's events. 400 changes nothing; 2xx tells Stripe to stop retrying."""
+    provider = _stripe()
+    try:
+        event = provider.verify_webhook(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
+    except WebhookRejected as error:
+        log.info("stripe webhook refused: %s", error)
+        return jsonify({"error": "invalid webhook"}), 400
+    now = utcnow()
+    outcome = handle_event(db.session, provider.name, event, now)
+    if not outcome.duplicate:
+        finish_event(outcome, now)
+    return jsonify({"received": True, "duplicate": outcome.duplicate}), 200
+
+
+# --- Cancellation choice and buyer refunds ----------------------------------------------
+
+
+def _refund_from(token: str) -> Refund:
+    refund_id = refund_id_from_token(token)
+    refund = db.session.get(Refund, refund_id) if refund_id else None
+    if refund is None:
+        raise NotFound(_("This link is not valid. Check that you copied the whole link."), code="bad_link")
+    return refund
+
+
+@bp.get("/refunds/choose/<token>")
+def solidarity_choice(token: str) -> str:
+    refund = _refund_from(token)
+    return render_template("payments/choose.html", refund=refund, order=refund.order, now=utcnow(), errors={})
+
+
+@bp.post("/refunds/choose/<token>")
+def solidarity_decide(token: str) -> str | tuple[str, int]:
+    refund = _refund_from(token)
+    now = utcnow()
+    try:
+        refund = decide_refund(db.session, refund.id, request.form.get("choice", ""), now)
+    except Invalid as error:
+        page = render_template("payments/choose.html", refund=refund, order=refund.order, now=now, errors=error.errors)
+        return page, 422
+    send_refunds([refund.id], now)
+    refund = _refund_from(token)
+    return render_template("payments/choose.html", refund=refund, order=refund.order, now=now, errors={})
+
+
+@bp.get("/orders/<code>/<token>/refund")
+def refund_page(code: str, token: str) -> str:
+    order = find_order(db.session, code, token)
+    return render_template(
+        "payments/refund.html", order=order, token=token, cutoff=refund_cutoff(order), now=utcnow(), error=None
+    )
+
+
+@bp.post("/orders/<code>/<token>/refund")
+def refund_order(code: str, token: str) -> Response | tuple[str, int]:
+    order = find_order(db.session, code, token)
+    now = utcnow()
+    try:
+        refund = request_refund(db.session, order.id, now)
+    except (Conflict, Forbidden) as error:
+        order = find_order(db.session, code, token)
+        page = render_template(
+            "payments/refund.html", order=order, token=token, cutoff=refund_cutoff(order), now=now, error=error.message
+        )
+        return page, error.status
+    send_refunds([refund.id], now)
+    return redirect(external_url("checkout.order_page", code=order.code, token=token), code=303)

@@ -1,0 +1,573 @@
+"""Stripe webhooks under load: signed checkout.session.completed deliveries, on PostgreSQL under gunicorn.
+
+Run: ``.venv/bin/python bench/webhooks.py [--events 5000] [--clients 20] [--workers 4]``.
+
+What it does, in one run:
+
+1. (Re)creates the database ``guichet_bench_stripe`` on the local PostgreSQL, migrates it,
+   and places pending orders (1 to 3 tickets each) through the real checkout service, as
+   Stripe-paid orders waiting for their webhook.
+2. Builds one ``checkout.session.completed`` event per order, shaped like Stripe's, plus
+   10 % redeliveries of the same events (same id, same payload), shuffled so that repeats
+   often arrive at the same moment as their original; each is signed exactly as Stripe
+   signs (``t=<ts>,v1=HMAC-SHA256(secret, "<ts>.<payload>")``).
+3. Serves ``wsgi:app`` under gunicorn on 127.0.0.1 with the stripe provider (its API base
+   points at a closed local port: paying an order calls nothing at Stripe) and sends every
+   delivery from concurrent keep-alive clients (asyncio, raw HTTP/1.1).
+4. Reads the database afterwards: every order paid exactly once, with exactly its number of
+   tickets, every event recorded once, stock counters right.
+
+It is a measurement, not a test: the exit code is 0 whatever the figures, non-zero only
+when the run itself broke. Everything it starts is stopped by pid, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+DATABASE = "guichet_bench_stripe"
+SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DATABASE_URL = f"{SERVER_URL}/{DATABASE}"
+HOST = "127.0.0.1"
+WEBHOOK_SECRET = "whsec_bench_" + uuid.uuid4().hex
+DUPLICATE_SHARE = 0.10
+PRICE_CENTS = 1500
+FEE_CENTS = 100
+REQUEST_TIMEOUT = 30.0
+
+TARGET_EVENTS_PER_SECOND = 300.0
+TARGET_DOUBLE_ISSUES = 0
+
+
+class RunBroken(RuntimeError):
+    """The run could not measure anything meaningful (as opposed to a missed target)."""
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def server_version() -> str:
+    engine = sa.create_engine(f"{SERVER_URL}/postgres")
+    try:
+        with engine.connect() as connection:
+            return str(connection.execute(sa.text("SHOW server_version")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def bench_environ(instance: Path) -> dict[str, str]:
+    from ticketing.crypto import new_key_values
+
+    keys = new_key_values()
+    return {
+        "TICKETING_ENV": "production",
+        "TICKETING_DATABASE_URL": DATABASE_URL,
+        "TICKETING_INSTANCE_PATH": str(instance),
+        "TICKETING_SECRET_KEY": keys["secret_key"],
+        "TICKETING_MASTER_KEYS": keys["master_keys"],
+        "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
+        "TICKETING_SIGNING_KEY": keys["signing_key"],
+        "TICKETING_LOG_LEVEL": "WARNING",
+        "TICKETING_RATELIMIT_ENABLED": "false",
+        "TICKETING_BASE_URL": "https://tickets.example.org",
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # Nothing listens there: the run proves that paying orders never calls Stripe.
+        "STRIPE_API_BASE": f"http://{HOST}:{free_port()}",
+    }
+
+
+def recreate_database() -> None:
+    admin = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :db"), {"db": DATABASE})
+            if exists.first() is None:
+                connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
+    finally:
+        admin.dispose()
+    engine = sa.create_engine(DATABASE_URL)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    order_id: str
+    session_id: str
+    quantity: int
+    total_cents: int
+    currency: str
+
+
+def seed_orders(app: Any, count: int) -> tuple[str, list[PendingOrder]]:
+    """Pending orders placed through ``place_order`` (vault, holds and all), as at a sale."""
+    import click
+    from flask_migrate import upgrade
+
+    from ticketing.catalog.models import Event, TicketType
+    from ticketing.catalog.services import create_organizer
+    from ticketing.checkout.services import OrderItem, OrderRequest, place_order
+    from ticketing.extensions import db, keyring
+    from ticketing.models import utcnow
+
+    rng = random.Random(5)  # noqa: S311 - a benchmark's mix, not a secret
+    quantities = [rng.choice((1, 1, 2, 3)) for _ in range(count)]
+    orders: list[PendingOrder] = []
+    with app.app_context():
+        upgrade()
+        now = utcnow()
+        organizer, _token = create_organizer(db.session, "Bench organiser", now)
+        event = Event(
+            organizer_id=organizer.id,
+            title="Webhook benchmark",
+            venue_name="Salle Bench",
+            starts_at=now + dt.timedelta(days=30),
+            ends_at=now + dt.timedelta(days=30, hours=3),
+            status="published",
+            currency="EUR",
+        )
+        db.session.add(event)
+        db.session.flush()
+        ticket_type = TicketType(
+            event_id=event.id,
+            name="Standard",
+            price_cents=PRICE_CENTS,
+            fee_cents=FEE_CENTS,
+            capacity=sum(quantities),
+            max_per_order=10,
+        )
+        db.session.add(ticket_type)
+        db.session.commit()
+        event_id, type_id = str(event.id), ticket_type.id
+        with click.progressbar(quantities, label="Placing pending orders") as bar:
+            for index, quantity in enumerate(bar):
+                placed = place_order(
+                    db.session,
+                    keyring(),
+                    event_id,
+                    OrderRequest((OrderItem(type_id, quantity),), f"bench-{index}@example.org"),
+                    locale="en",
+                    now=now,
+                    hold_minutes=60,
+                    provider="stripe",
+                )
+                session_id = f"cs_test_bench_{index:06d}"
+                orders.append(PendingOrder(str(placed.order.id), session_id, quantity, placed.order.total_cents, "eur"))
+        db.session.remove()
+        db.engine.dispose()
+    return event_id, orders
+
+
+def completed_event(order: PendingOrder) -> bytes:
+    """A checkout.session.completed event as Stripe sends it (the fields Guichet reads and more)."""
+    body = {
+        "id": f"evt_bench_{uuid.uuid4().hex}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": "checkout.session.completed",
+        "data": {
+            "object": {
+                "id": order.session_id,
+                "object": "checkout.session",
+                "amount_subtotal": order.total_cents,
+                "amount_total": order.total_cents,
+                "currency": order.currency,
+                "customer": None,
+                "customer_details": {"email": "buyer@example.org", "name": None, "address": None},
+                "metadata": {"order_id": order.order_id},
+                "mode": "payment",
+                "payment_intent": f"pi_bench_{order.order_id[:8]}",
+                "payment_status": "paid",
+                "status": "complete",
+            }
+        },
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def signature(payload: bytes, timestamp: int) -> str:
+    mac = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def signed_request(payload: bytes, port: int, timestamp: int) -> bytes:
+    head = [
+        "POST /payments/stripe/webhook HTTP/1.1",
+        f"Host: {HOST}:{port}",
+        "User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Content-Type: application/json; charset=utf-8",
+        f"Stripe-Signature: {signature(payload, timestamp)}",
+        f"Content-Length: {len(payload)}",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + payload
+
+
+@dataclass
+class Answer:
+    status: int
+    seconds: float
+    body: bytes
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip().lower()
+    if "content-length" not in headers:
+        return status, False, await reader.read()
+    body = await reader.readexactly(int(headers["content-length"]))
+    return status, headers.get("connection") != "close", body
+
+
+async def _fire(port: int, requests: list[bytes], clients: int) -> list[Answer]:
+    answers: list[Answer] = []
+    queue = iter(requests)
+
+    async def client() -> None:
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        for request in queue:
+            started = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                assert reader is not None
+                writer.write(request)
+                status, keep_alive, body = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
+                answers.append(Answer(0, time.perf_counter() - started, type(error).__name__.encode()))
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                continue
+            answers.append(Answer(status, time.perf_counter() - started, body))
+            if not keep_alive:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return answers
+
+
+class Gunicorn:
+    def __init__(self, environ: dict[str, str], log_path: Path, workers: int, worker_class: str, threads: int) -> None:
+        self.port = free_port()
+        self.environ = environ
+        self.log_path = log_path
+        self.args = ["-w", str(workers), "-k", worker_class, "--timeout", "30"]
+        if worker_class == "gthread":
+            self.args += ["--threads", str(threads)]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "gunicorn", *self.args, "-b", f"{HOST}:{self.port}", "wsgi:app"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **self.environ},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RunBroken(f"gunicorn exited with {self.process.returncode}\n{self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                try:
+                    connection.request("GET", "/healthz")
+                    if connection.getresponse().status == 200:
+                        return
+                finally:
+                    connection.close()
+            time.sleep(0.05)  # polling a port that is not open yet: nothing to wait on
+        raise RunBroken(f"no healthy answer on /healthz within {timeout:.0f} s\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only what we started
+            self.process.wait(timeout=5)
+
+
+@dataclass
+class Check:
+    orders: int
+    orders_paid: int
+    wrong_ticket_count: int
+    double_issues: int
+    tickets: int
+    tickets_expected: int
+    events_recorded: int
+    sold: int
+    reserved: int
+    mails: int
+
+
+def check_database(event_id: str, orders: list[PendingOrder], instance: Path) -> Check:
+    engine = sa.create_engine(DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            tickets_by_order = dict(
+                connection.execute(sa.text("SELECT order_id, count(*) FROM ticket GROUP BY order_id")).all()
+            )
+            statuses = dict(connection.execute(sa.text("SELECT id, status FROM orders")).all())
+            events = connection.execute(sa.text("SELECT count(*) FROM payment_event")).scalar_one()
+            sold, reserved = connection.execute(
+                sa.text("SELECT sum(sold), sum(reserved) FROM ticket_type WHERE event_id = :e"), {"e": event_id}
+            ).one()
+    finally:
+        engine.dispose()
+    wrong = double = 0
+    for order in orders:
+        issued = tickets_by_order.get(uuid.UUID(order.order_id), 0)
+        wrong += issued != order.quantity
+        double += max(0, issued - order.quantity)
+    outbox = instance / "outbox"
+    return Check(
+        orders=len(orders),
+        orders_paid=sum(1 for status in statuses.values() if status == "paid"),
+        wrong_ticket_count=wrong,
+        double_issues=double,
+        tickets=sum(tickets_by_order.values()),
+        tickets_expected=sum(order.quantity for order in orders),
+        events_recorded=int(events),
+        sold=int(sold or 0),
+        reserved=int(reserved or 0),
+        mails=len(list(outbox.glob("*.eml"))) if outbox.exists() else 0,
+    )
+
+
+CPU_WARMUP = 10
+CPU_SAMPLE = 200
+
+
+def app_cpu_per_event(app: Any, *, with_mail: bool) -> float:
+    """CPU milliseconds one delivery costs the app process, in process (no HTTP server, no client).
+
+    Measured with and without the tickets mail (replaced by a no-op for the second figure
+    only), to show where a webhook's time goes.
+    """
+    import ticketing.payments.notify as notify
+
+    _event_id, orders = seed_orders(app, CPU_WARMUP + CPU_SAMPLE)
+    payloads = [completed_event(order) for order in orders]
+    client = app.test_client()
+    original = notify.send_order_paid_mail
+    if not with_mail:
+        notify.send_order_paid_mail = lambda order, token: True  # type: ignore[assignment]
+    try:
+        timestamp = int(time.time())
+
+        def deliver(payload: bytes) -> None:
+            headers = {"Stripe-Signature": signature(payload, timestamp), "Content-Type": "application/json"}
+            response = client.post("/payments/stripe/webhook", data=payload, headers=headers)
+            if response.status_code != 200:
+                raise RunBroken(f"in-process webhook answered {response.status_code}")
+
+        for payload in payloads[:CPU_WARMUP]:
+            deliver(payload)
+        started = time.process_time()
+        for payload in payloads[CPU_WARMUP:]:
+            deliver(payload)
+        return (time.process_time() - started) / CPU_SAMPLE * 1000
+    finally:
+        notify.send_order_paid_mail = original  # type: ignore[assignment]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5000, help="deliveries in all, duplicates included")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+
+    unique = round(args.events * (1 - DUPLICATE_SHARE))
+    duplicates = args.events - unique
+    with tempfile.TemporaryDirectory(prefix="guichet-bench-stripe-") as folder:
+        instance = Path(folder) / "instance"
+        environ = bench_environ(instance)
+        os.environ.update({k: v for k, v in environ.items() if k.startswith(("TICKETING_", "STRIPE_"))})
+        recreate_database()
+        from config import ProductionConfig
+        from ticketing import create_app
+
+        app = create_app(ProductionConfig(environ))
+        started = time.perf_counter()
+        event_id, orders = seed_orders(app, unique)
+        print(f"seeded {len(orders)} pending orders in {time.perf_counter() - started:.1f} s")
+
+        rng = random.Random(7)  # noqa: S311
+        payloads = [completed_event(order) for order in orders]
+        # Redeliveries land near their original, so many race it on another worker.
+        deliveries: list[bytes] = list(payloads)
+        for original in rng.sample(range(len(payloads)), duplicates):
+            deliveries.insert(min(len(deliveries), original + rng.randint(0, args.clients)), payloads[original])
+
+        server = Gunicorn(environ, Path(folder) / "gunicorn.log", args.workers, args.worker_class, args.threads)
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            server.start()
+            server.wait_ready()
+            timestamp = int(time.time())
+            requests = [signed_request(payload, server.port, timestamp) for payload in deliveries]
+            wall_start = time.perf_counter()
+            answers = asyncio.run(_fire(server.port, requests, args.clients))
+            wall = time.perf_counter() - wall_start
+        finally:
+            server.stop()
+            signal.signal(signal.SIGINT, previous)
+        check = check_database(event_id, orders, instance)
+        cpu_with_mail = app_cpu_per_event(app, with_mail=True)
+        cpu_without_mail = app_cpu_per_event(app, with_mail=False)
+
+    statuses: dict[int, int] = {}
+    for answer in answers:
+        statuses[answer.status] = statuses.get(answer.status, 0) + 1
+    acknowledged_duplicates = sum(1 for a in answers if a.status == 200 and b'"duplicate":true' in a.body)
+    latencies_ms = [a.seconds * 1000 for a in answers]
+    rate = len(answers) / wall
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    print()
+    print("Stripe webhook benchmark (bench/webhooks.py)")
+    print(f"  machine        {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"  database       PostgreSQL {server_version()} ({DATABASE}, loopback)")
+    print(
+        f"  stack          gunicorn {package_version('gunicorn')} -w {args.workers} -k {args.worker_class}"
+        f"{f' --threads {args.threads}' if args.worker_class == 'gthread' else ''}, Flask {package_version('flask')}, "
+        f"stripe {package_version('stripe')}"
+    )
+    print(
+        f"  sample         {len(answers)} deliveries = {unique} events + {duplicates} redeliveries, "
+        f"{args.clients} clients"
+    )
+    print("  answers        " + ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items())))
+    print(f"  duplicates     {acknowledged_duplicates} acknowledged as already handled (others raced their original)")
+    print(f"  wall time      {wall:.2f} s")
+    print(f"  latency        p50 {statistics.median(latencies_ms):.1f} ms, p99 {percentile(latencies_ms, 0.99):.1f} ms")
+    print(f"  orders paid    {check.orders_paid} of {check.orders}")
+    print(
+        f"  tickets        {check.tickets} issued, {check.tickets_expected} expected; "
+        f"{check.wrong_ticket_count} orders with a wrong count"
+    )
+    print(f"  events stored  {check.events_recorded} (one per event id)")
+    print(f"  stock          sold {check.sold}, held {check.reserved}")
+    print(f"  mails          {check.mails} ticket mails written (one per order expected)")
+    print(
+        f"  app CPU/event  {cpu_with_mail:.1f} ms in process ({CPU_SAMPLE} deliveries), of which the tickets mail "
+        f"{cpu_with_mail - cpu_without_mail:.1f} ms; PostgreSQL and HTTP not included"
+    )
+    print(f"  load average   {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (others share these cores)")
+    print()
+    print(
+        f"  target events/s >= {TARGET_EVENTS_PER_SECOND:.0f}: {rate:.0f} events/s  "
+        f"{verdict(rate >= TARGET_EVENTS_PER_SECOND)}"
+    )
+    print(f"  target double issues = 0: {check.double_issues}  {verdict(check.double_issues == TARGET_DOUBLE_ISSUES)}")
+    exact = (
+        check.orders_paid == check.orders
+        and check.wrong_ticket_count == 0
+        and check.events_recorded == unique
+        and check.sold == check.tickets_expected
+        and check.reserved == 0
+        and statuses.get(200, 0) == len(answers)
+        and check.mails == check.orders
+    )
+    print(f"  every order paid once with its tickets, every event once, every answer 200: {verdict(exact)}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RunBroken as error:
+        print(f"run broken: {error}", file=sys.stderr)
+        sys.exit(2)

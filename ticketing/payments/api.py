@@ -1,0 +1,58 @@
+"""Organiser API for money: cancel an event, follow its refunds (failed ones first)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from werkzeug.wrappers import Response
+
+from ticketing.catalog.services import authenticate_organizer
+from ticketing.extensions import db
+from ticketing.models import utcnow
+from ticketing.payments.notify import send_cancellation_mails
+from ticketing.payments.services import cancel_event, event_refunds
+from ticketing.web import bearer_token
+
+bp = Blueprint("payments_api", __name__, url_prefix="/api/v1")
+
+
+def _time(value: object) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None  # type: ignore[attr-defined]
+
+
+@bp.post("/events/<event_id>/cancel")
+def cancel(event_id: str) -> Response:
+    organizer = authenticate_organizer(db.session, bearer_token())
+    now = utcnow()
+    cancellation = cancel_event(db.session, organizer, event_id, now, current_app.config["REFUND_CHOICE_DAYS"])
+    mailed = send_cancellation_mails(cancellation.refund_ids)
+    return jsonify(
+        id=str(cancellation.event.id),
+        status="cancelled",
+        orders_to_refund=len(cancellation.refund_ids),
+        buyers_mailed=mailed,
+    )
+
+
+@bp.get("/events/<event_id>/refunds")
+def refunds(event_id: str) -> Response:
+    organizer = authenticate_organizer(db.session, bearer_token())
+    event, rows = event_refunds(db.session, organizer, event_id)
+    return jsonify(
+        event_id=str(event.id),
+        failed=sum(1 for refund, _code in rows if refund.status == "failed"),
+        refunds=[
+            {
+                "order_code": code,
+                "reason": refund.reason,
+                "status": refund.status,
+                "amount_cents": refund.amount_cents,
+                "donated_cents": refund.donated_cents,
+                "currency": refund.currency,
+                "attempts": refund.attempt + 1,
+                "last_error": refund.last_error,
+                "due_at": _time(refund.due_at),
+                "completed_at": _time(refund.completed_at),
+            }
+            for refund, code in rows
+        ],
+    )
