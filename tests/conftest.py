@@ -126,6 +126,17 @@ def app(database: str, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def pg_app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """An app on PostgreSQL only, for races that SQLite's single writer rules out."""
+    application = make_app(tmp_path / "pg-instance", postgres_url)
+    _truncate_all(application)
+    yield application
+    with application.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

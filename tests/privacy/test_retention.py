@@ -114,11 +114,14 @@ def test_new_events_keep_data_thirty_days_by_default(app, client):
     assert response.get_json()["retention_days"] == 30
 
 
-def test_purge_waits_for_a_returning_buyers_purchase_and_keeps_them(app, client, database):
-    """A buyer of a past event buys again while the purge runs: the new order must win."""
+def test_purge_waits_for_a_returning_buyers_purchase_and_keeps_them(pg_app):
+    """A buyer of a past event buys again while the purge runs: the new order must win.
+
+    PostgreSQL only: SQLite runs one writer at a time, so the two cannot interleave there.
+    """
+    app, client = pg_app, pg_app.test_client()
     import threading
 
-    import pytest
     from sqlalchemy.orm import Session
 
     from ticketing.checkout.models import Order
@@ -128,8 +131,6 @@ def test_purge_waits_for_a_returning_buyers_purchase_and_keeps_them(app, client,
     from ticketing.privacy.services import purge_expired_persons
     from ticketing.privacy.vault import store_person
 
-    if not database.startswith("postgresql"):
-        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): a purge cannot interleave with a purchase")
     old, coming = published_event(app), published_event(app)
     buy(client, old, "returning@example.org")
     _end_event(app, old.id, days_ago=40)
