@@ -144,17 +144,14 @@ def machine_busy() -> tuple[int, int]:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    from ticketing.crypto import new_key_values
+    from ticketing.crypto.keys import key_environ
 
-    keys = new_key_values()
+    keys = key_environ()
     return {
+        **keys,
         "TICKETING_ENV": "production",
         "TICKETING_DATABASE_URL": DATABASE_URL,
         "TICKETING_INSTANCE_PATH": str(instance),
-        "TICKETING_SECRET_KEY": keys["secret_key"],
-        "TICKETING_MASTER_KEYS": keys["master_keys"],
-        "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
-        "TICKETING_SIGNING_KEY": keys["signing_key"],
         "TICKETING_LOG_LEVEL": "WARNING",
         "TICKETING_RATELIMIT_ENABLED": "false",
     }

@@ -86,19 +86,16 @@ def recreate_database() -> str:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    from ticketing.crypto import new_key_values
+    from ticketing.crypto.keys import key_environ, new_key_values
 
-    keys = new_key_values()
+    keys = key_environ()
     return {
+        **keys,
         "TICKETING_ENV": "production",
         "TICKETING_DATABASE_URL": DATABASE_URL,
         "TICKETING_INSTANCE_PATH": str(instance),
-        "TICKETING_SECRET_KEY": keys["secret_key"],
-        "TICKETING_MASTER_KEYS": keys["master_keys"],
-        "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
-        "TICKETING_SIGNING_KEY": keys["signing_key"],
         # Two secrets, as after a rotation: the older verifies, the newer signs.
-        "TICKETING_STREAM_SECRETS": f"{new_key_values()['stream_secrets']},{keys['stream_secrets']}",
+        "TICKETING_STREAM_SECRETS": f"{new_key_values()['stream_secrets']},{keys['TICKETING_STREAM_SECRETS']}",
         "TICKETING_LOG_LEVEL": "WARNING",
     }
 

@@ -634,3 +634,19 @@ def test_two_instance_folders_are_two_separate_installations(tmp_path):
     assert (tmp_path / "a" / "guichet.sqlite3").exists()
     assert (tmp_path / "b" / "guichet.sqlite3").exists()
     assert first.config["SECRET_KEY"] != second.config["SECRET_KEY"]
+
+
+def test_every_rate_limited_view_is_in_a_limited_blueprint(app):
+    """The limiter skips blueprints outside LIMITED_BLUEPRINTS: a limit there would be void."""
+    from flask_limiter.util import get_qualified_name
+
+    from ticketing.extensions import LIMITED_BLUEPRINTS, limiter
+
+    limited = [
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if get_qualified_name(view) in limiter._marked_for_limiting
+    ]
+
+    assert limited, "no rate-limited view found: the check below would prove nothing"
+    assert {endpoint.split(".")[0] for endpoint in limited} <= LIMITED_BLUEPRINTS

@@ -16,7 +16,7 @@ from werkzeug.serving import run_simple
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import create_organizer
 from ticketing.checkout.services import release_expired_holds
-from ticketing.crypto import new_key_values
+from ticketing.crypto.keys import key_environ
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
 from ticketing.privacy.commands import register as register_privacy_commands
@@ -122,12 +122,8 @@ def reconcile_payments() -> None:
 @with_appcontext
 def generate_keys() -> None:
     """Print fresh production keys as environment lines (nothing is stored)."""
-    values = new_key_values()
-    click.echo(f"TICKETING_SECRET_KEY={values['secret_key']}")
-    click.echo(f"TICKETING_MASTER_KEYS={values['master_keys']}")
-    click.echo(f"TICKETING_BLIND_INDEX_KEY={values['blind_index_key']}")
-    click.echo(f"TICKETING_SIGNING_KEY={values['signing_key']}")
-    click.echo(f"TICKETING_STREAM_SECRETS={values['stream_secrets']}")
+    for variable, value in key_environ().items():
+        click.echo(f"{variable}={value}")
 
 
 @click.command("rotate-signing-key")

@@ -89,6 +89,45 @@ GIVE_BACK = (
     .where(TICKET_TYPE.c.id == bindparam("type_id"))
     .values(reserved=TICKET_TYPE.c.reserved - bindparam("quantity"))
 )
+ORDER_COLUMNS = (
+    "id",
+    "code",
+    "access_token_hash",
+    "event_id",
+    "person_id",
+    "status",
+    "paid_at",
+    "locale",
+    "currency",
+    "subtotal_cents",
+    "fee_cents",
+    "total_cents",
+    "provider",
+    "provider_ref",
+    "hold_expires_at",
+    "created_at",
+    "closed_at",
+)
+
+
+def _order_with_one_line() -> Any:
+    """PostgreSQL only: the order and its single line in one round trip (most orders are
+    for one ticket type; the line needs the order row first, for its foreign key)."""
+    new_order = insert(ORDER).values({name: bindparam(name) for name in ORDER_COLUMNS}).returning(ORDER.c.id)
+    order_cte = new_order.cte("new_order")
+    return insert(ORDER_LINE).from_select(
+        ["order_id", "ticket_type_id", "quantity", "unit_price_cents", "unit_fee_cents"],
+        select(
+            order_cte.c.id,
+            bindparam("line_type_id", type_=ORDER_LINE.c.ticket_type_id.type),
+            bindparam("line_quantity", type_=ORDER_LINE.c.quantity.type),
+            bindparam("line_price", type_=ORDER_LINE.c.unit_price_cents.type),
+            bindparam("line_fee", type_=ORDER_LINE.c.unit_fee_cents.type),
+        ),
+    )
+
+
+INSERT_ORDER_WITH_ONE_LINE_PG = _order_with_one_line()
 AVAILABILITY = select(TICKET_TYPE.c.id, TICKET_TYPE.c.capacity - TICKET_TYPE.c.reserved - TICKET_TYPE.c.sold).where(
     TICKET_TYPE.c.event_id == bindparam("event_id")
 )
@@ -372,20 +411,30 @@ def place_order(
         "closed_at": None,
     }
     connection = session.connection()
-    connection.execute(insert(ORDER), values)
-    connection.execute(
-        insert(ORDER_LINE),
-        [
-            {
-                "order_id": order_id,
-                "ticket_type_id": t,
-                "quantity": q,
-                "unit_price_cents": types[t].price_cents,
-                "unit_fee_cents": types[t].fee_cents,
-            }
-            for t, q in wanted.items()
-        ],
-    )
+    if connection.dialect.name == "postgresql" and len(wanted) == 1:
+        [(type_id, quantity)] = wanted.items()
+        line = {
+            "line_type_id": type_id,
+            "line_quantity": quantity,
+            "line_price": types[type_id].price_cents,
+            "line_fee": types[type_id].fee_cents,
+        }
+        connection.execute(INSERT_ORDER_WITH_ONE_LINE_PG, {**values, **line})
+    else:
+        connection.execute(insert(ORDER), values)
+        connection.execute(
+            insert(ORDER_LINE),
+            [
+                {
+                    "order_id": order_id,
+                    "ticket_type_id": t,
+                    "quantity": q,
+                    "unit_price_cents": types[t].price_cents,
+                    "unit_fee_cents": types[t].fee_cents,
+                }
+                for t, q in wanted.items()
+            ],
+        )
     if subtotal + fee == 0:
         _issue_tickets(session, order_id, event.id, wanted, now)
     # The row is written; hand callers a full ORM object without a flush or a re-read.

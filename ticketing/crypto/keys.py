@@ -165,6 +165,21 @@ def new_key_values() -> dict[str, str]:
     }
 
 
+KEY_VARIABLES = {
+    "secret_key": "TICKETING_SECRET_KEY",
+    "master_keys": "TICKETING_MASTER_KEYS",
+    "blind_index_key": "TICKETING_BLIND_INDEX_KEY",
+    "signing_key": "TICKETING_SIGNING_KEY",
+    "stream_secrets": "TICKETING_STREAM_SECRETS",
+}
+
+
+def key_environ(values: dict[str, str] | None = None) -> dict[str, str]:
+    """Key values (fresh ones by default) as the environment variables production reads."""
+    values = values or new_key_values()
+    return {variable: values[name] for name, variable in KEY_VARIABLES.items()}
+
+
 def generate_key_file(path: Path) -> dict[str, str]:
     """Create the development key file once (mode 0600) and return its values.
 

@@ -52,6 +52,38 @@ _INSERT_NEW_PERSON = {
 }
 
 
+def _person_and_key_in_one_statement() -> Any:
+    """PostgreSQL only: insert the person and their wrapped key in one round trip.
+
+    The data key is wrapped for the candidate id before the statement runs; when the
+    email is already known, the CTE inserts nothing and the key insert selects no row.
+    """
+    new_person = (
+        postgresql.insert(PERSON)
+        .values({column: bindparam(column) for column in PERSON_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["email_index"])
+        .returning(PERSON.c.id)
+        .cte("new_person")
+    )
+    return (
+        insert(DATA_KEY)
+        .from_select(
+            ["person_id", "master_key_id", "wrapped_key", "created_at"],
+            select(
+                new_person.c.id,
+                bindparam("master_key_id", type_=DATA_KEY.c.master_key_id.type),
+                bindparam("wrapped_key", type_=DATA_KEY.c.wrapped_key.type),
+                bindparam("key_created_at", type_=DATA_KEY.c.created_at.type),
+            ),
+        )
+        .returning(DATA_KEY.c.person_id)
+    )
+
+
+PERSON_COLUMNS = ("id", "email_index", "index_key_id", "email_ct", "name_ct", "postcode_ct", "created_at")
+INSERT_PERSON_AND_KEY_PG = _person_and_key_in_one_statement()
+
+
 def _insert_new_person(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     try:
@@ -116,15 +148,25 @@ def store_person(
         "created_at": now,
     }
     connection = session.connection()
-    for _attempt in range(2):
-        person_id = connection.execute(_insert_new_person(session), values).scalar()
+    insert_first = True
+    if connection.dialect.name == "postgresql":
+        master_key_id, wrapped = wrap_data_key(keyring, candidate, data_key)
+        both = {**values, "master_key_id": master_key_id, "wrapped_key": wrapped, "key_created_at": now}
+        person_id = connection.execute(INSERT_PERSON_AND_KEY_PG, both).scalar()
         if person_id is not None:
-            master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
-            connection.execute(
-                INSERT_DATA_KEY,
-                {"person_id": person_id, "master_key_id": master_key_id, "wrapped_key": wrapped, "created_at": now},
-            )
             return person_id
+        insert_first = False  # the email is known: go straight to reading its row
+    for _attempt in range(2):
+        if insert_first:
+            person_id = connection.execute(_insert_new_person(session), values).scalar()
+            if person_id is not None:
+                master_key_id, wrapped = wrap_data_key(keyring, person_id, data_key)
+                connection.execute(
+                    INSERT_DATA_KEY,
+                    {"person_id": person_id, "master_key_id": master_key_id, "wrapped_key": wrapped, "created_at": now},
+                )
+                return person_id
+        insert_first = True
         # A share lock on the returning buyer's row: an erasure (or the retention purge)
         # of this person waits for our order to commit and then sees it, or, when it got
         # the row first, blanks the index and we insert a fresh person on the next turn.
