@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from harness import children_of, cpu_model, empty_database, free_port, percentile, stat_fields, verdict  # noqa: E402
 
 DATABASE = "guichet_bench_checkin"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -71,54 +71,18 @@ class RunBroken(RuntimeError):
     """The run could not measure anything meaningful (as opposed to a missed target)."""
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
 # --------------------------------------------------------------------------- CPU accounting
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def cpu_seconds(pids: Sequence[int]) -> float:
     total = 0
     for pid in pids:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields:
             total += int(fields[11]) + int(fields[12])  # utime + stime
     return total / CLOCK_TICKS
-
-
-def children_of(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and int(fields[1]) == parent:
-                found.append(int(entry.name))
-    return found
 
 
 def postgres_backends() -> list[int]:
@@ -158,26 +122,7 @@ def bench_environ(instance: Path) -> dict[str, str]:
 
 
 def recreate_database() -> dict[str, str]:
-    admin = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :db"), {"db": DATABASE})
-            if exists.first() is None:
-                connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-            settings = {
-                name: connection.execute(sa.text(f"SHOW {name}")).scalar_one()
-                for name in ("server_version", "fsync", "synchronous_commit")
-            }
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-    return settings
+    return empty_database(SERVER_URL, DATABASE)
 
 
 @dataclass
@@ -417,12 +362,6 @@ def plan_scans(seed: Seed, port: int) -> list[list[bytes]]:
 
 
 # --------------------------------------------------------------------------- gunicorn
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 class Server:

@@ -41,7 +41,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ BENCH = ROOT / "bench"
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import sqlalchemy as sa  # noqa: E402
+from harness import children_of, cpu_model, empty_database, free_port, percentile, stat_fields, verdict  # noqa: E402
 
 DATABASE = "guichet_bench"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -85,16 +85,6 @@ class RunBroken(RuntimeError):
 # --------------------------------------------------------------------------- machine
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def server_settings() -> dict[str, str]:
     engine = sa.create_engine(f"{SERVER_URL}/postgres")
     try:
@@ -121,31 +111,13 @@ def package_version(name: str) -> str:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw.rsplit(")", 1)[1].split()  # after "pid (comm)": state is [0], ppid [1]
-
-
 def cpu_seconds(pids: Sequence[int]) -> float:
     total = 0
     for pid in pids:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields:
             total += int(fields[11]) + int(fields[12])  # utime + stime
     return total / CLOCK_TICKS
-
-
-def children_of(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and int(fields[1]) == parent:
-                found.append(int(entry.name))
-    return sorted(found)
 
 
 def _kib(path: str, key: str) -> int:
@@ -213,21 +185,7 @@ def bench_environ(instance: Path) -> dict[str, str]:
 
 
 def recreate_database() -> None:
-    admin = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :db"), {"db": DATABASE})
-            if exists.first() is None:
-                connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
+    empty_database(SERVER_URL, DATABASE)
 
 
 @dataclass
@@ -546,12 +504,6 @@ def fire(port: int, requests: Sequence[bytes], clients: int) -> Load:
 # --------------------------------------------------------------------------- gunicorn
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 def _die_with_parent() -> None:
     """In the child before exec: if the benchmark is killed outright, gunicorn gets SIGTERM."""
     with contextlib.suppress(Exception):
@@ -697,15 +649,6 @@ def measure(server: Server, workers: int, warmup: Sequence[bytes], requests: Seq
 # --------------------------------------------------------------------------- report
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, -(-int(fraction * 1000) * len(ordered) // 1000))  # ceil(fraction * n)
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def describe(answer: Answer) -> str:
     body = answer.body[:200].decode("utf-8", errors="replace").replace("\n", " ")
     return f"{answer.status or 'no answer'} {body}"
@@ -713,10 +656,6 @@ def describe(answer: Answer) -> str:
 
 def ms(seconds: float) -> str:
     return "n/a" if seconds != seconds else f"{seconds * 1000:.0f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def classify(load: Load) -> tuple[list[Answer], list[Answer], list[Answer]]:

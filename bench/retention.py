@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import psycopg  # noqa: E402
+from harness import cpu_model, verdict  # noqa: E402
 
 DATABASE = "guichet_bench_privacy"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -48,16 +49,6 @@ TARGET_PURGE_SECONDS = 60.0
 TARGET_ERASURE_P99_MS = 50.0
 FLAT_MEMORY_GROWTH_MB = 20.0  # RSS growth allowed between the first sample past 10% and the end
 PURGE_TIMEOUT = 900.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def recreate_database() -> None:
@@ -245,10 +236,6 @@ def run_purge(env: dict[str, str]) -> tuple[float, list[tuple[float, float]], st
     if process.returncode != 0:
         raise RuntimeError(f"purge failed ({process.returncode}): {output[-2000:]}")
     return wall, samples, output
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def main() -> int:

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from harness import cpu_model, empty_database, free_port, verdict  # noqa: E402
 
 DATABASE = "guichet_bench_stream"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -52,37 +53,8 @@ TARGET_P99_MS = 20.0
 TARGET_VERIFICATIONS_PER_CORE = 50_000
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 def recreate_database() -> str:
-    admin = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            version = connection.execute(sa.text("SHOW server_version")).scalar_one()
-            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE})
-            if exists.first() is None:
-                connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-    return str(version)
+    return empty_database(SERVER_URL, DATABASE)["server_version"]
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
@@ -287,10 +259,6 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> dict[str, float
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1) if errors else "none",
     }
-
-
-def verdict(passed: bool) -> str:
-    return "PASS" if passed else "FAIL"
 
 
 def main() -> int:

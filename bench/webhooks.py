@@ -35,7 +35,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from harness import cpu_model, empty_database, free_port, percentile  # noqa: E402
 
 DATABASE = "guichet_bench_stripe"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -69,14 +69,6 @@ class RunBroken(RuntimeError):
     """The run could not measure anything meaningful (as opposed to a missed target)."""
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def package_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -93,12 +85,6 @@ def server_version() -> str:
             return str(connection.execute(sa.text("SHOW server_version")).scalar_one())
     finally:
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
@@ -121,21 +107,7 @@ def bench_environ(instance: Path) -> dict[str, str]:
 
 
 def recreate_database() -> None:
-    admin = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :db"), {"db": DATABASE})
-            if exists.first() is None:
-                connection.execute(sa.text(f'CREATE DATABASE "{DATABASE}"'))
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
+    empty_database(SERVER_URL, DATABASE)
 
 
 @dataclass(frozen=True)
@@ -448,11 +420,6 @@ def app_cpu_per_event(app: Any, *, with_mail: bool) -> float:
         return (time.process_time() - started) / CPU_SAMPLE * 1000
     finally:
         notify.send_order_paid_mail = original  # type: ignore[assignment]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main() -> int:
