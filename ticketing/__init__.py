@@ -183,7 +183,6 @@ def _register_blueprints(app: Flask) -> None:
     app.extensions["guichet.ticket_presenter"] = QrTicketPresenter()
     for blueprint in (catalog_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
-        limiter.exempt(blueprint)  # no limit there; skip the limiter's work on every call
         app.register_blueprint(blueprint)
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
         app.register_blueprint(blueprint)
