@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import platform
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +44,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from harness import children_of, cpu_model, empty_database, free_port, percentile, stat_fields, verdict  # noqa: E402
+from harness import (  # noqa: E402
+    GunicornServer,
+    RunBroken,
+    children_of,
+    cpu_model,
+    empty_database,
+    percentile,
+    stat_fields,
+    verdict,
+)
 
 DATABASE = "guichet_bench_checkin"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -65,10 +71,6 @@ TARGET_SCANS_PER_S = 800
 TARGET_P99_MS = 100.0
 TARGET_STATEMENTS = 3
 TARGET_OFFLINE_PER_CORE = 10_000
-
-
-class RunBroken(RuntimeError):
-    """The run could not measure anything meaningful (as opposed to a missed target)."""
 
 
 # --------------------------------------------------------------------------- CPU accounting
@@ -364,74 +366,6 @@ def plan_scans(seed: Seed, port: int) -> list[list[bytes]]:
 # --------------------------------------------------------------------------- gunicorn
 
 
-class Server:
-    def __init__(self, environ: dict[str, str], log_path: Path, args: argparse.Namespace) -> None:
-        self.environ = environ
-        self.log_path = log_path
-        self.args = args
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(self.args.workers),
-            "-k",
-            self.args.worker_class,
-            "--threads",
-            str(self.args.threads),
-            "-b",
-            f"{HOST}:{self.port}",
-            "wsgi:app",
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, **self.environ},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RunBroken(f"gunicorn exited with {self.process.returncode}\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                try:
-                    connection.request("GET", "/healthz")
-                    if connection.getresponse().status == 200:
-                        return
-                finally:
-                    connection.close()
-            time.sleep(0.05)  # polling a port that is not open yet; bounded by the deadline
-        raise RunBroken(f"no healthy answer on /healthz within {timeout:.0f} s\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # the master stops its own workers
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -497,10 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         costs = count_statements(create_app(ProductionConfig(environ)), seeded)
         offline_rate, offline_done = offline_verifications_per_second(app, seeded)
 
-        server = Server(environ, scratch_path / "gunicorn.log", args)
+        gunicorn_args = ["-w", str(args.workers), "-k", args.worker_class, "--threads", str(args.threads)]
+        server = GunicornServer("checkin", "wsgi:app", ROOT, environ, scratch_path / "gunicorn.log", gunicorn_args)
         try:
             server.start()
-            server.wait_ready()
+            server.wait_ready(expected_workers=args.workers)
             warmup = [
                 [scan_request(server.port, seeded.tokens[d], code, "Warm-up") for code in seeded.warmup_codes[d::DOORS]]
                 for d in range(DOORS)

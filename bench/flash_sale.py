@@ -32,22 +32,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import datetime as dt
-import http.client
 import json
 import logging
 import os
 import platform
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +53,16 @@ BENCH = ROOT / "bench"
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import sqlalchemy as sa  # noqa: E402
-from harness import children_of, cpu_model, empty_database, free_port, percentile, stat_fields, verdict  # noqa: E402
+from harness import (  # noqa: E402
+    GunicornServer,
+    RunBroken,
+    children_of,
+    cpu_model,
+    empty_database,
+    percentile,
+    stat_fields,
+    verdict,
+)
 
 DATABASE = "guichet_bench"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -76,10 +82,6 @@ NOISY_SHARE = 0.15  # of the machine's CPU time used by others during a run: war
 TARGET_RATIO = 0.40
 TARGET_P99_MS = 250.0
 TARGET_STATEMENTS = 10
-
-
-class RunBroken(RuntimeError):
-    """The run could not measure anything meaningful (as opposed to a missed target)."""
 
 
 # --------------------------------------------------------------------------- machine
@@ -144,13 +146,6 @@ def machine_ticks() -> tuple[int, int]:
     total = sum(values[:8])  # guest time is already inside user
     idle = values[3] + values[4]
     return total - idle, total
-
-
-def is_alive(pid: int, marker: str) -> bool:
-    try:
-        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
 
 
 def postgres_backends(database: str) -> list[int]:
@@ -504,92 +499,6 @@ def fire(port: int, requests: Sequence[bytes], clients: int) -> Load:
 # --------------------------------------------------------------------------- gunicorn
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: if the benchmark is killed outright, gunicorn gets SIGTERM."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class Server:
-    name: str
-    app_spec: str
-    chdir: Path
-    environ: dict[str, str]
-    log_path: Path
-    gunicorn_args: list[str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    workers: list[int] = field(default_factory=list)
-
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            *self.gunicorn_args,
-            "-b",
-            f"{HOST}:{self.port}",
-            "--chdir",
-            str(self.chdir),
-            self.app_spec,
-        ]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.chdir,
-            env={**os.environ, **self.environ},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop it ourselves
-            preexec_fn=_die_with_parent,  # safe: the benchmark runs no threads
-        )
-        log.close()
-
-    def wait_ready(self, expected_workers: int, timeout: float = 30.0) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RunBroken(f"{self.name}: gunicorn exited with {self.process.returncode}\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                try:
-                    connection.request("GET", "/healthz")
-                    if connection.getresponse().status == 200:
-                        self.workers = children_of(self.process.pid)
-                        if len(self.workers) >= expected_workers:
-                            return
-                finally:
-                    connection.close()
-            time.sleep(0.05)
-        raise RunBroken(f"{self.name}: no healthy answer on /healthz within {timeout:.0f} s\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        known = set(self.workers) | set(children_of(self.process.pid))
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        for pid in known:  # workers outliving their master would keep the port and memory
-            if is_alive(pid, "gunicorn"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        self.process = None
-
-
 # --------------------------------------------------------------------------- one measured run
 
 
@@ -608,7 +517,9 @@ class Run:
     load_average: str
 
 
-def measure(server: Server, workers: int, warmup: Sequence[bytes], requests: Sequence[bytes], clients: int) -> Run:
+def measure(
+    server: GunicornServer, workers: int, warmup: Sequence[bytes], requests: Sequence[bytes], clients: int
+) -> Run:
     server.start()
     try:
         server.wait_ready(workers)
@@ -900,7 +811,7 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def stopping(server: Server) -> Iterator[Server]:
+def stopping(server: GunicornServer) -> Iterator[GunicornServer]:
     try:
         yield server
     finally:
@@ -938,13 +849,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             environ["BENCH_PROFILE_DIR"] = str(profile_dir)
             checkout_args += ["-c", str(BENCH / "gunicorn_profile.py")]
 
-        baseline_server = Server(
+        baseline_server = GunicornServer(
             "baseline", "baseline_app:create_app()", BENCH, environ, scratch_path / "baseline.log", gunicorn_args
         )
-        checkout_server = Server("checkout", "wsgi:app", ROOT, environ, scratch_path / "checkout.log", checkout_args)
+        checkout_server = GunicornServer(
+            "checkout", "wsgi:app", ROOT, environ, scratch_path / "checkout.log", checkout_args
+        )
         stamp = uuid.uuid4().hex[:8]  # emails unique per attempt, and per run
 
-        def posts(server: Server, path: str, prefix: str, count: int, event_id: str, type_id: str) -> list[bytes]:
+        def posts(
+            server: GunicornServer, path: str, prefix: str, count: int, event_id: str, type_id: str
+        ) -> list[bytes]:
             return [
                 http_request(
                     "POST",

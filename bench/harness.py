@@ -7,12 +7,22 @@ Kept apart so that the figures of different benchmarks are computed the same way
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import http.client
+import os
 import platform
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+
+HOST = "127.0.0.1"  # benchmarks send traffic to loopback only
 
 
 def cpu_model() -> str:
@@ -69,7 +79,7 @@ def children_of(parent: int) -> list[int]:
     return sorted(found)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = HOST) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
@@ -86,3 +96,102 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+class RunBroken(RuntimeError):
+    """The run could not measure anything meaningful (as opposed to a missed target)."""
+
+
+def is_alive(pid: int, marker: str) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: if the benchmark is killed outright, gunicorn gets SIGTERM."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class GunicornServer:
+    """One gunicorn under test: started in its own session, stopped with every worker it had."""
+
+    name: str
+    app_spec: str
+    chdir: Path
+    environ: dict[str, str]
+    log_path: Path
+    gunicorn_args: list[str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    workers: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *self.gunicorn_args,
+            "-b",
+            f"{HOST}:{self.port}",
+            "--chdir",
+            str(self.chdir),
+            self.app_spec,
+        ]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.chdir,
+            env={**os.environ, **self.environ},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop it ourselves
+            preexec_fn=_die_with_parent,  # safe: the benchmark runs no threads
+        )
+        log.close()
+
+    def wait_ready(self, expected_workers: int = 1, timeout: float = 30.0) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RunBroken(f"{self.name}: gunicorn exited with {self.process.returncode}\n{self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                try:
+                    connection.request("GET", "/healthz")
+                    if connection.getresponse().status == 200:
+                        self.workers = children_of(self.process.pid)
+                        if len(self.workers) >= expected_workers:
+                            return
+                finally:
+                    connection.close()
+            time.sleep(0.05)
+        raise RunBroken(f"{self.name}: no healthy answer on /healthz within {timeout:.0f} s\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        known = set(self.workers) | set(children_of(self.process.pid))
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        for pid in known:  # workers outliving their master would keep the port and memory
+            if is_alive(pid, "gunicorn"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self.process = None

@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import platform
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from harness import cpu_model, empty_database, free_port, percentile  # noqa: E402
+from harness import GunicornServer, RunBroken, cpu_model, empty_database, free_port, percentile  # noqa: E402
 
 DATABASE = "guichet_bench_stripe"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -63,10 +60,6 @@ REQUEST_TIMEOUT = 30.0
 
 TARGET_EVENTS_PER_SECOND = 300.0
 TARGET_DOUBLE_ISSUES = 0
-
-
-class RunBroken(RuntimeError):
-    """The run could not measure anything meaningful (as opposed to a missed target)."""
 
 
 def package_version(name: str) -> str:
@@ -280,63 +273,6 @@ async def _fire(port: int, requests: list[bytes], clients: int) -> list[Answer]:
     return answers
 
 
-class Gunicorn:
-    def __init__(self, environ: dict[str, str], log_path: Path, workers: int, worker_class: str, threads: int) -> None:
-        self.port = free_port()
-        self.environ = environ
-        self.log_path = log_path
-        self.args = ["-w", str(workers), "-k", worker_class, "--timeout", "30"]
-        if worker_class == "gthread":
-            self.args += ["--threads", str(threads)]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "gunicorn", *self.args, "-b", f"{HOST}:{self.port}", "wsgi:app"]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, **self.environ},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RunBroken(f"gunicorn exited with {self.process.returncode}\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                connection = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                try:
-                    connection.request("GET", "/healthz")
-                    if connection.getresponse().status == 200:
-                        return
-                finally:
-                    connection.close()
-            time.sleep(0.05)  # polling a port that is not open yet: nothing to wait on
-        raise RunBroken(f"no healthy answer on /healthz within {timeout:.0f} s\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only what we started
-            self.process.wait(timeout=5)
-
-
 @dataclass
 class Check:
     orders: int
@@ -453,11 +389,14 @@ def main() -> int:
         for original in rng.sample(range(len(payloads)), duplicates):
             deliveries.insert(min(len(deliveries), original + rng.randint(0, args.clients)), payloads[original])
 
-        server = Gunicorn(environ, Path(folder) / "gunicorn.log", args.workers, args.worker_class, args.threads)
+        gunicorn_args = ["-w", str(args.workers), "-k", args.worker_class, "--timeout", "30"]
+        if args.worker_class == "gthread":
+            gunicorn_args += ["--threads", str(args.threads)]
+        server = GunicornServer("webhooks", "wsgi:app", ROOT, environ, Path(folder) / "gunicorn.log", gunicorn_args)
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             server.start()
-            server.wait_ready()
+            server.wait_ready(expected_workers=args.workers)
             timestamp = int(time.time())
             requests = [signed_request(payload, server.port, timestamp) for payload in deliveries]
             wall_start = time.perf_counter()
