@@ -128,6 +128,35 @@ def _order_with_one_line() -> Any:
 
 
 INSERT_ORDER_WITH_ONE_LINE_PG = _order_with_one_line()
+HOLD_FOR_SALE = (
+    update(TICKET_TYPE)
+    .where(
+        TICKET_TYPE.c.id == bindparam("type_id"),
+        TICKET_TYPE.c.event_id == EVENT.c.id,
+        EVENT.c.id == bindparam("sale_event_id"),  # "event_id" is a column name: reserved
+        EVENT.c.status == "published",
+        TICKET_TYPE.c.reserved + TICKET_TYPE.c.sold + bindparam("quantity") <= TICKET_TYPE.c.capacity,
+    )
+    .values(reserved=TICKET_TYPE.c.reserved + bindparam("quantity"))
+    .returning(
+        EVENT.c.id.label("event_id"),
+        EVENT.c.status,
+        EVENT.c.ends_at,
+        EVENT.c.currency,
+        EVENT.c.ask_name,
+        EVENT.c.ask_postcode,
+        TICKET_TYPE.c.id,
+        TICKET_TYPE.c.name,
+        TICKET_TYPE.c.price_cents,
+        TICKET_TYPE.c.fee_cents,
+        TICKET_TYPE.c.capacity,
+        TICKET_TYPE.c.reserved,
+        TICKET_TYPE.c.sold,
+        TICKET_TYPE.c.sale_starts_at,
+        TICKET_TYPE.c.sale_ends_at,
+        TICKET_TYPE.c.max_per_order,
+    )
+)
 AVAILABILITY = select(TICKET_TYPE.c.id, TICKET_TYPE.c.capacity - TICKET_TYPE.c.reserved - TICKET_TYPE.c.sold).where(
     TICKET_TYPE.c.event_id == bindparam("event_id")
 )
@@ -316,33 +345,16 @@ def _load_event_for_sale(session: Session, event_id: str) -> tuple[EventOnSale, 
     return event, types
 
 
-def place_order(
-    session: Session,
-    keyring: KeyRing,
-    event_id: str,
+def _order_errors(
+    event: EventOnSale,
+    types: Mapping[uuid.UUID, TypeOnSale],
+    wanted: Mapping[uuid.UUID, int],
     request: OrderRequest,
-    *,
-    locale: str,
+    line_of: Mapping[uuid.UUID, int],
     now: dt.datetime,
-    hold_minutes: int,
-    provider: str,
-) -> PlacedOrder:
-    """Hold the tickets and record the order, in one transaction.
-
-    A free order (total 0) is paid at once. Otherwise the order stays ``pending`` until
-    the payment provider confirms it or the hold expires.
-    """
-    begin_write(session)
-    event, types = _load_event_for_sale(session, event_id)
-    wanted = _merge(request.items)
-    # Errors name the client's own line: the first item that asked for this type.
-    line_of = {}
-    for index, item in enumerate(request.items):
-        line_of.setdefault(item.ticket_type_id, index)
+) -> dict[str, str]:
+    """Every reason this order cannot be placed as asked, by field."""
     errors: dict[str, str] = {}
-    if event.status == "cancelled":
-        session.rollback()
-        raise Conflict(_("This event is cancelled."), code="event_cancelled")
     for type_id, quantity in wanted.items():
         ticket_type = types.get(type_id)
         key = f"items[{line_of[type_id]}]"
@@ -369,10 +381,73 @@ def place_order(
         errors["postcode"] = _("This event asks for your postcode.")
     if not event.ask_postcode and request.postcode:
         errors["postcode"] = _("This event does not collect postcodes.")
+    return errors
+
+
+def _hold_in_one_statement(
+    session: Session,
+    event_id: str,
+    wanted: Mapping[uuid.UUID, int],
+    request: OrderRequest,
+    line_of: Mapping[uuid.UUID, int],
+    now: dt.datetime,
+) -> tuple[EventOnSale, dict[uuid.UUID, TypeOnSale]] | None:
+    """The fast path of a flash sale (PostgreSQL, one ticket type): hold first, in one
+    UPDATE that also returns what the rules need, then check the rules.
+
+    Returns None, with the transaction rolled back and begun again, whenever anything is
+    off (sold out, unknown, closed, a rule broken): ``_hold_or_explain`` then takes the
+    careful path and gives the precise answer. So this path can only make a valid order
+    cheaper, never change an answer.
+    """
+    if session.get_bind().dialect.name != "postgresql" or len(wanted) != 1:
+        return None
+    [(type_id, quantity)] = wanted.items()
+    row = (
+        session.connection()
+        .execute(HOLD_FOR_SALE, {"sale_event_id": parse_uuid(event_id), "type_id": type_id, "quantity": quantity})
+        .first()
+    )
+    if row is not None:
+        event = EventOnSale(row.event_id, row.status, row.ends_at, row.currency, row.ask_name, row.ask_postcode)
+        # RETURNING shows the row after the hold; the rules judge it as it was before.
+        ticket_type = TypeOnSale(
+            row.id,
+            row.name,
+            row.price_cents,
+            row.fee_cents,
+            row.capacity,
+            row.reserved - quantity,
+            row.sold,
+            row.sale_starts_at,
+            row.sale_ends_at,
+            row.max_per_order,
+        )
+        types = {type_id: ticket_type}
+        if not _order_errors(event, types, wanted, request, line_of, now):
+            return event, types
+    session.rollback()
+    begin_write(session)
+    return None
+
+
+def _hold_or_explain(
+    session: Session,
+    event_id: str,
+    wanted: Mapping[uuid.UUID, int],
+    request: OrderRequest,
+    line_of: Mapping[uuid.UUID, int],
+    now: dt.datetime,
+) -> tuple[EventOnSale, dict[uuid.UUID, TypeOnSale]]:
+    """Read the event, check every rule, then hold; raise the precise reason otherwise."""
+    event, types = _load_event_for_sale(session, event_id)
+    if event.status == "cancelled":
+        session.rollback()
+        raise Conflict(_("This event is cancelled."), code="event_cancelled")
+    errors = _order_errors(event, types, wanted, request, line_of, now)
     if errors:
         session.rollback()
         raise Invalid(_("Some fields need attention."), errors=errors)
-
     short = [type_id for type_id, quantity in wanted.items() if not _hold(session, type_id, quantity)]
     if short and _release_expired(session, now, event.id):
         short = [type_id for type_id in short if not _hold(session, type_id, wanted[type_id])]
@@ -383,6 +458,36 @@ def place_order(
             _("Not enough tickets left."),
             extra={"available": {str(type_id): left.get(type_id, 0) for type_id in wanted}},
         )
+    return event, types
+
+
+def place_order(
+    session: Session,
+    keyring: KeyRing,
+    event_id: str,
+    request: OrderRequest,
+    *,
+    locale: str,
+    now: dt.datetime,
+    hold_minutes: int,
+    provider: str,
+) -> PlacedOrder:
+    """Hold the tickets and record the order, in one transaction.
+
+    A free order (total 0) is paid at once. Otherwise the order stays ``pending`` until
+    the payment provider confirms it or the hold expires.
+    """
+    wanted = _merge(request.items)
+    # Errors name the client's own line: the first item that asked for this type.
+    line_of: dict[uuid.UUID, int] = {}
+    for index, item in enumerate(request.items):
+        line_of.setdefault(item.ticket_type_id, index)
+    begin_write(session)
+    held = _hold_in_one_statement(session, event_id, wanted, request, line_of, now)
+    if held is not None:
+        event, types = held
+    else:
+        event, types = _hold_or_explain(session, event_id, wanted, request, line_of, now)
 
     person_id = store_person(
         session, keyring, email=request.email, name=request.name, postcode=request.postcode, now=now
