@@ -3,6 +3,7 @@ tokens, problem details, absolute links. Imports no domain."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, url_for
@@ -70,3 +71,8 @@ def external_url(endpoint: str, **values: Any) -> str:
     if base:
         return base + url_for(endpoint, **values)
     return url_for(endpoint, _external=True, **values)
+
+
+def api_time(value: dt.datetime | None) -> str | None:
+    """An instant as the API writes it: ISO 8601 in UTC with a ``Z``."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None

@@ -14,13 +14,9 @@ from ticketing.catalog.signals import refresh_availability
 from ticketing.errors import Invalid
 from ticketing.extensions import db
 from ticketing.models import utcnow
-from ticketing.web import bearer_token, json_body
+from ticketing.web import api_time, bearer_token, json_body
 
 bp = Blueprint("catalog_api", __name__, url_prefix="/api/v1")
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def ticket_type_json(ticket_type: TicketType, event: Event, now: dt.datetime) -> dict[str, Any]:
@@ -34,8 +30,8 @@ def ticket_type_json(ticket_type: TicketType, event: Event, now: dt.datetime) ->
         "capacity": ticket_type.capacity,
         "available": state.available,
         "sale_state": state.state,
-        "sale_starts_at": _time(ticket_type.sale_starts_at),
-        "sale_ends_at": _time(ticket_type.sale_ends_at),
+        "sale_starts_at": api_time(ticket_type.sale_starts_at),
+        "sale_ends_at": api_time(ticket_type.sale_ends_at),
         "max_per_order": ticket_type.max_per_order,
         "grants": ticket_type.grants,
         "refundable_until_hours": ticket_type.refundable_until_hours,
@@ -48,9 +44,9 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
         "title": event.title,
         "description": event.description,
         "venue": {"name": event.venue_name, "address": event.venue_address},
-        "starts_at": _time(event.starts_at),
-        "ends_at": _time(event.ends_at),
-        "doors_at": _time(event.doors_at),
+        "starts_at": api_time(event.starts_at),
+        "ends_at": api_time(event.ends_at),
+        "doors_at": api_time(event.doors_at),
         "timezone": event.timezone,
         "mode": event.mode,
         "status": event.status,
@@ -68,7 +64,7 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
             stream_access=event.stream_access,
             stream_max_screens=event.stream_max_screens,
             stream_screen_policy=event.stream_screen_policy,
-            stream_replay_until=_time(event.stream_replay_until),
+            stream_replay_until=api_time(event.stream_replay_until),
             stream_publisher_key_set=event.stream_publisher_key_hash is not None,
         )
         body["sold"] = {str(t.id): t.sold for t in event.ticket_types}

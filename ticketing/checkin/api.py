@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -16,13 +15,9 @@ from ticketing.errors import Invalid
 from ticketing.extensions import db, keyring, limiter
 from ticketing.models import utcnow
 from ticketing.tickets.services import published_keys_json, verification_keys
-from ticketing.web import bearer_token, json_body
+from ticketing.web import api_time, bearer_token, json_body
 
 bp = Blueprint("checkin_api", __name__, url_prefix="/api/v1/checkin")
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def device_json(device: Device) -> dict[str, Any]:
@@ -31,9 +26,9 @@ def device_json(device: Device) -> dict[str, Any]:
         "name": device.name,
         "event_ids": list(device.event_ids),
         "state": device.state,
-        "created_at": _time(device.created_at),
-        "paired_at": _time(device.paired_at),
-        "revoked_at": _time(device.revoked_at),
+        "created_at": api_time(device.created_at),
+        "paired_at": api_time(device.paired_at),
+        "revoked_at": api_time(device.revoked_at),
     }
 
 
@@ -45,7 +40,7 @@ def answer_json(answer: ScanAnswer) -> dict[str, Any]:
         "ticket_type": answer.ticket_type,
     }
     if answer.result in ("admitted", "already_used"):
-        body["checked_in_at"] = _time(answer.checked_in_at)
+        body["checked_in_at"] = api_time(answer.checked_in_at)
         body["gate"] = answer.gate
     if answer.reason:
         body["reason"] = answer.reason
@@ -65,7 +60,7 @@ def create_device() -> tuple[Response, int]:
     name, event_ids = services.parse_device_request(json_body())
     device, code = services.create_device(db.session, organizer, name, event_ids, utcnow())
     body = device_json(device)
-    body.update(pairing_code=code, pairing_expires_at=_time(device.pairing_expires_at))
+    body.update(pairing_code=code, pairing_expires_at=api_time(device.pairing_expires_at))
     return jsonify(body), 201
 
 
@@ -101,7 +96,7 @@ def current_device() -> Response:
     events = services.device_events(db.session, device)
     body = device_json(device)
     body["events"] = [
-        {"id": str(e.id), "title": e.title, "starts_at": _time(e.starts_at), "ends_at": _time(e.ends_at)}
+        {"id": str(e.id), "title": e.title, "starts_at": api_time(e.starts_at), "ends_at": api_time(e.ends_at)}
         for e in events
     ]
     return jsonify(body)
@@ -130,7 +125,7 @@ def sync() -> Response:
     for scan, answer in results:
         item = answer_json(answer)
         item["request_id"] = scan["request_id"]
-        item["scanned_at"] = _time(scan["scanned_at"])
+        item["scanned_at"] = api_time(scan["scanned_at"])
         item["duplicate"] = answer.result == "already_used"
         body.append(item)
     return jsonify(
@@ -148,13 +143,13 @@ def bundle(event_id: str) -> Response:
     found = services.event_bundle(db.session, ring, device, event_id, now)
     event = found["event"]
     response = jsonify(
-        generated_at=_time(now),
+        generated_at=api_time(now),
         event={
             "id": str(event.id),
             "title": event.title,
-            "starts_at": _time(event.starts_at),
-            "ends_at": _time(event.ends_at),
-            "doors_at": _time(event.doors_at),
+            "starts_at": api_time(event.starts_at),
+            "ends_at": api_time(event.ends_at),
+            "doors_at": api_time(event.doors_at),
         },
         keys=published_keys_json(found["keys"], ring.signing_key_id),
         ticket_types=[{"id": str(t.id), "name": t.name, "grants_entry": t.grants_entry} for t in event.ticket_types],

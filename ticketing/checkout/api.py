@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -17,13 +16,9 @@ from ticketing.checkout.presenter import ticket_presenter
 from ticketing.errors import Unauthorized
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
-from ticketing.web import bearer_token, external_url, json_body
+from ticketing.web import api_time, bearer_token, external_url, json_body
 
 bp = Blueprint("checkout_api", __name__, url_prefix="/api/v1")
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def order_json(order: Order) -> dict[str, Any]:
@@ -36,9 +31,9 @@ def order_json(order: Order) -> dict[str, Any]:
         "subtotal_cents": order.subtotal_cents,
         "fee_cents": order.fee_cents,
         "total_cents": order.total_cents,
-        "created_at": _time(order.created_at),
-        "paid_at": _time(order.paid_at),
-        "hold_expires_at": _time(order.hold_expires_at) if order.status == "pending" else None,
+        "created_at": api_time(order.created_at),
+        "paid_at": api_time(order.paid_at),
+        "hold_expires_at": api_time(order.hold_expires_at) if order.status == "pending" else None,
         "lines": [
             {
                 "ticket_type_id": str(line.ticket_type_id),
@@ -90,7 +85,7 @@ def create_order() -> tuple[Response, int]:
         "total_cents": order.total_cents,
         "fee_cents": order.fee_cents,
         "currency": order.currency,
-        "hold_expires_at": _time(order.hold_expires_at) if order.status == "pending" else None,
+        "hold_expires_at": api_time(order.hold_expires_at) if order.status == "pending" else None,
         "payment": payment,
     }
     return jsonify(body), 201

@@ -19,10 +19,7 @@ from ticketing.checkout.models import Order, OrderLine, Ticket
 from ticketing.checkout.services import CODE_PATTERN
 from ticketing.crypto import tokens_match
 from ticketing.privacy.links import OrderOwner, PersonLinks
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+from ticketing.web import api_time
 
 
 class OrderLinks(PersonLinks):
@@ -49,8 +46,8 @@ class OrderLinks(PersonLinks):
                     "subtotal_cents": order.subtotal_cents,
                     "fee_cents": order.fee_cents,
                     "total_cents": order.total_cents,
-                    "created_at": _time(order.created_at),
-                    "paid_at": _time(order.paid_at),
+                    "created_at": api_time(order.created_at),
+                    "paid_at": api_time(order.paid_at),
                     "lines": [
                         {
                             "name": line.ticket_type.name,
@@ -67,7 +64,7 @@ class OrderLinks(PersonLinks):
                     "order_code": order.code,
                     "name": ticket.ticket_type.name,
                     "status": ticket.status,
-                    "checked_in_at": _time(ticket.checked_in_at),
+                    "checked_in_at": api_time(ticket.checked_in_at),
                 }
                 for ticket in order.tickets
             )

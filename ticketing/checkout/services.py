@@ -50,24 +50,26 @@ TICKET = Ticket.__table__
 
 # The order path is the hot path of a flash sale: its statements are built once, as
 # Core statements on tables, which costs a quarter of what the ORM spends per call.
+# What the sale rules read of an event and its ticket types (see ``_order_errors``).
+SALE_COLUMNS = (
+    EVENT.c.status,
+    EVENT.c.ends_at,
+    EVENT.c.currency,
+    EVENT.c.ask_name,
+    EVENT.c.ask_postcode,
+    TICKET_TYPE.c.id,
+    TICKET_TYPE.c.name,
+    TICKET_TYPE.c.price_cents,
+    TICKET_TYPE.c.fee_cents,
+    TICKET_TYPE.c.capacity,
+    TICKET_TYPE.c.reserved,
+    TICKET_TYPE.c.sold,
+    TICKET_TYPE.c.sale_starts_at,
+    TICKET_TYPE.c.sale_ends_at,
+    TICKET_TYPE.c.max_per_order,
+)
 LOAD_FOR_SALE = (
-    select(
-        EVENT.c.status,
-        EVENT.c.ends_at,
-        EVENT.c.currency,
-        EVENT.c.ask_name,
-        EVENT.c.ask_postcode,
-        TICKET_TYPE.c.id,
-        TICKET_TYPE.c.name,
-        TICKET_TYPE.c.price_cents,
-        TICKET_TYPE.c.fee_cents,
-        TICKET_TYPE.c.capacity,
-        TICKET_TYPE.c.reserved,
-        TICKET_TYPE.c.sold,
-        TICKET_TYPE.c.sale_starts_at,
-        TICKET_TYPE.c.sale_ends_at,
-        TICKET_TYPE.c.max_per_order,
-    )
+    select(*SALE_COLUMNS)
     .select_from(EVENT.join(TICKET_TYPE, TICKET_TYPE.c.event_id == EVENT.c.id))
     .where(EVENT.c.id == bindparam("event_id"), EVENT.c.status != "draft")
 )
@@ -138,24 +140,7 @@ HOLD_FOR_SALE = (
         TICKET_TYPE.c.reserved + TICKET_TYPE.c.sold + bindparam("quantity") <= TICKET_TYPE.c.capacity,
     )
     .values(reserved=TICKET_TYPE.c.reserved + bindparam("quantity"))
-    .returning(
-        EVENT.c.id.label("event_id"),
-        EVENT.c.status,
-        EVENT.c.ends_at,
-        EVENT.c.currency,
-        EVENT.c.ask_name,
-        EVENT.c.ask_postcode,
-        TICKET_TYPE.c.id,
-        TICKET_TYPE.c.name,
-        TICKET_TYPE.c.price_cents,
-        TICKET_TYPE.c.fee_cents,
-        TICKET_TYPE.c.capacity,
-        TICKET_TYPE.c.reserved,
-        TICKET_TYPE.c.sold,
-        TICKET_TYPE.c.sale_starts_at,
-        TICKET_TYPE.c.sale_ends_at,
-        TICKET_TYPE.c.max_per_order,
-    )
+    .returning(EVENT.c.id.label("event_id"), *SALE_COLUMNS)
 )
 AVAILABILITY = select(TICKET_TYPE.c.id, TICKET_TYPE.c.capacity - TICKET_TYPE.c.reserved - TICKET_TYPE.c.sold).where(
     TICKET_TYPE.c.event_id == bindparam("event_id")

@@ -10,13 +10,9 @@ from ticketing.extensions import db
 from ticketing.models import utcnow
 from ticketing.payments.notify import send_cancellation_mails
 from ticketing.payments.services import cancel_event, event_refunds
-from ticketing.web import bearer_token
+from ticketing.web import api_time, bearer_token
 
 bp = Blueprint("payments_api", __name__, url_prefix="/api/v1")
-
-
-def _time(value: object) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None  # type: ignore[attr-defined]
 
 
 @bp.post("/events/<event_id>/cancel")
@@ -50,8 +46,8 @@ def refunds(event_id: str) -> Response:
                 "currency": refund.currency,
                 "attempts": refund.attempt + 1,
                 "last_error": refund.last_error,
-                "due_at": _time(refund.due_at),
-                "completed_at": _time(refund.completed_at),
+                "due_at": api_time(refund.due_at),
+                "completed_at": api_time(refund.completed_at),
             }
             for refund, code in rows
         ],

@@ -30,6 +30,7 @@ from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
 from ticketing.privacy.links import OrderOwner, PersonLinks
 from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
 from ticketing.privacy.vault import read_person
+from ticketing.web import api_time
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,10 @@ class Receipt:
     def as_json(self) -> dict[str, Any]:
         return {
             "receipt_id": str(self.id),
-            "erased_at": _time(self.erased_at),
+            "erased_at": api_time(self.erased_at),
             "route": self.route,
             "orders_affected": self.orders_affected,
         }
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _receipt(row: ErasureReceipt) -> Receipt:
@@ -270,14 +267,14 @@ def export_person(
         retention_until = max(ends) if ends else None
     session.rollback()
     return {
-        "generated_at": _time(now),
+        "generated_at": api_time(now),
         "personal_data_held": record is not None,
         "person": None
         if record is None
         else {"id": str(record.id), "email": record.email, "name": record.name, "postcode": record.postcode},
         **sections,
         "retention": {
-            "erased_automatically_after": _time(retention_until),
+            "erased_automatically_after": api_time(retention_until),
             "rule": "Personal data is erased when every event you bought for is past its retention period "
             "(by default 30 days after the event ends).",
         },
