@@ -193,6 +193,9 @@ def test_a_scan_costs_at_most_three_statements(app, client):
     assert costs[0] <= 3  # admitted
     assert costs[1] <= 3  # already used
     assert costs[2] <= 3  # invalid
+    if engine.dialect.name == "postgresql":
+        # The admission and its log row are one statement, in autocommit.
+        assert costs == [2, 2, 2]
 
 
 def test_stats_count_admitted_per_type_and_gate(app, client):

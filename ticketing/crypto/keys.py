@@ -22,11 +22,14 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ticketing.crypto.signing import public_key_bytes
 
 
 class KeyConfigError(ValueError):
@@ -44,6 +47,11 @@ class KeyRing:
     # Blind-index keys being rotated out: lookups still try them until the rebuild ends.
     previous_blind_index_keys: tuple[bytes, ...] = ()
     stream_secrets: tuple[str, ...] = ()
+
+    @cached_property
+    def signing_public_key(self) -> bytes:
+        """Raw public half of the signing key: every online scan compares against it."""
+        return public_key_bytes(self.signing_key)
 
     @property
     def newest_master_key(self) -> tuple[str, bytes]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.checkout.models import Ticket
-from ticketing.crypto import KeyRing, public_key_bytes
+from ticketing.crypto import KeyRing
 from ticketing.models import begin_write
 from ticketing.tickets.models import PublishedKey
 from ticketing.tickets.payload import VerificationKey, encode_ticket
@@ -29,7 +29,7 @@ def ticket_code(keyring: KeyRing, ticket: Ticket) -> str:
 
 
 def current_public_key(keyring: KeyRing) -> bytes:
-    return public_key_bytes(keyring.signing_key)
+    return keyring.signing_public_key
 
 
 def verification_key(session: Session, keyring: KeyRing, key_id: str) -> VerificationKey | None:
