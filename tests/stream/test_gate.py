@@ -213,3 +213,44 @@ def test_gate_lookup_replaces_a_connection_the_server_dropped(postgres_url):
             lookup._local.connection.close()
         engine.dispose()
         admin.dispose()
+
+
+def test_auth_request_lane_and_the_flask_view_give_the_same_answers(app, client):
+    ticket = stream_ticket(app, client)
+    credential = open_screen(client, ticket)
+    forged = credential[:10] + ("A" if credential[10] != "A" else "B") + credential[11:]
+    uris = [f"/hls/{credential}/{ticket.stream_name}/index.m3u8", f"/hls/{forged}/{ticket.stream_name}/1.ts", "/x"]
+    view = app.view_functions["stream_gate.nginx_auth_request"]
+
+    from_lane = [auth(client, uri) for uri in uris]
+    from_view = []
+    for uri in uris:
+        with app.test_request_context("/stream/auth", headers={"X-Original-URI": uri}):
+            from_view.append(view())
+
+    assert [r.status_code for r in from_lane] == [204, 403, 401]
+    assert [r.status_code for r in from_view] == [204, 403, 401]
+    assert [r.headers.get("X-Guichet-Refusal") for r in from_lane] == [None, "invalid", "invalid"]
+    assert [r.headers.get("X-Guichet-Refusal") for r in from_view] == [None, "invalid", "invalid"]
+    assert all(r.headers["Cache-Control"] == "no-store" and r.get_data() == b"" for r in from_lane)
+    assert client.head("/stream/auth", headers={"X-Original-URI": uris[0]}).status_code == 204
+    assert client.post("/stream/auth").status_code == 405  # other methods go on to Flask
+
+
+def test_auth_request_answers_503_when_the_database_is_unreachable(app, client):
+    import sqlalchemy as sa
+
+    from ticketing.stream.gate import AuthRequestLane
+    from ticketing.stream.lookup import GateLookup
+
+    lane = app.wsgi_app
+    assert isinstance(lane, AuthRequestLane)
+    keys = app.extensions["guichet.stream_keys"]
+    credential = make_viewer_credential(keys, uuid.uuid4(), int(dt.datetime.now(dt.UTC).timestamp()) + 600)
+    closed_port = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:9/none")
+    lane.lookup = GateLookup(closed_port, keep_connections=False)
+
+    response = auth(client, f"/hls/{credential}/live/index.m3u8")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"

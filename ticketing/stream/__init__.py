@@ -29,6 +29,7 @@ def watch_link(ticket: Ticket) -> str | None:
 
 def init_app(app: Flask) -> None:
     from ticketing.stream.api import bp as stream_api
+    from ticketing.stream.gate import AuthRequestLane
     from ticketing.stream.gate import bp as stream_gate
     from ticketing.stream.routes import bp as stream_pages
 
@@ -49,6 +50,7 @@ def init_app(app: Flask) -> None:
     limiter.exempt(stream_gate)
     register_ticket_link(app, "watch", watch_link)
     app.extensions["guichet.stream_gate_lookup"] = gate_lookup(app)
+    app.wsgi_app = AuthRequestLane(app, app.wsgi_app)  # type: ignore[method-assign]
 
 
 def gate_lookup(app: Flask) -> GateLookup:

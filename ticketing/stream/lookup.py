@@ -102,6 +102,13 @@ class GateLookup:
             connection.invalidate()
 
 
+def is_database_error(error: Exception) -> bool:
+    """An error of the database or its driver, raw (psycopg) or wrapped (SQLAlchemy)."""
+    import psycopg
+
+    return isinstance(error, (psycopg.Error, DBAPIError))
+
+
 def _is_disconnect(error: Exception) -> bool:
     """A server restart, a killed backend, a network cut: psycopg's OperationalError family."""
     import psycopg
