@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+MAIL_DELIVERY_MODES = ("inline", "worker")
+
 
 class ConfigError(RuntimeError):
     """Raised when the configuration cannot run; the message names the variable."""
@@ -81,6 +83,9 @@ class BaseConfig:
         self.SMTP_PASSWORD: str | None = env.get("TICKETING_SMTP_PASSWORD") or None
         self.SMTP_STARTTLS = _flag(env.get("TICKETING_SMTP_STARTTLS"), True)
         self.SMTP_TIMEOUT = _int(env, "TICKETING_SMTP_TIMEOUT", 10)
+        # inline: the request that queued a mail sends it after its commit; worker: only
+        # `flask send-mail --follow` sends (see ticketing/mail/queue.py).
+        self.MAIL_DELIVERY = (env.get("TICKETING_MAIL_DELIVERY") or "inline").strip().lower()
         self.RATELIMIT_STORAGE_URI = env.get("TICKETING_RATELIMIT_STORAGE_URL") or "memory://"
         self.RATELIMIT_ENABLED = _flag(env.get("TICKETING_RATELIMIT_ENABLED"), True)
         self.LOG_LEVEL = (env.get("TICKETING_LOG_LEVEL") or "INFO").upper()
@@ -127,6 +132,11 @@ class BaseConfig:
                 raise ConfigError("the stripe payment provider needs STRIPE_WEBHOOK_SECRET; it is not set")
         if self.REFUND_CHOICE_DAYS < 1 or self.REFUND_CHOICE_DAYS > 365:
             raise ConfigError("TICKETING_REFUND_CHOICE_DAYS must be between 1 and 365")
+        if self.MAIL_DELIVERY not in MAIL_DELIVERY_MODES:
+            raise ConfigError(
+                f"TICKETING_MAIL_DELIVERY={self.MAIL_DELIVERY!r} is unknown; use 'inline' (the request sends "
+                "its mail after committing) or 'worker' (run `flask send-mail --follow` beside the app)"
+            )
 
     def as_mapping(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in dir(self) if name.isupper()}

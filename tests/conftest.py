@@ -114,15 +114,31 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-@pytest.fixture
-def app(database: str, tmp_path: Path) -> Iterator[Flask]:
-    application = make_app(tmp_path / "instance", database)
+def app_on(database: str, instance: Path, **overrides: str) -> Iterator[Flask]:
+    """A fresh app on an empty database, disposed of afterwards (the body of ``app``-like fixtures)."""
+    application = make_app(instance, database, **overrides)
     if database.startswith("postgresql"):
         _truncate_all(application)
     yield application
     with application.app_context():
         _db.session.remove()
         _db.engine.dispose()
+
+
+@pytest.fixture
+def app_environ() -> dict[str, str]:
+    """Extra environment for ``app`` (and ``stripe_app``); a test sets it by parametrizing
+    this fixture, as ``MAIL_WORKER`` does, and keeps ``client`` and ``runner`` as usual."""
+    return {}
+
+
+# Requests only queue their mails; ``flask send-mail`` (the ``runner``) sends them.
+MAIL_WORKER = pytest.mark.parametrize("app_environ", [{"TICKETING_MAIL_DELIVERY": "worker"}], ids=["mail-worker"])
+
+
+@pytest.fixture
+def app(database: str, tmp_path: Path, app_environ: dict[str, str]) -> Iterator[Flask]:
+    yield from app_on(database, tmp_path / "instance", **app_environ)
 
 
 @pytest.fixture
@@ -155,7 +171,18 @@ def ctx(app: Flask) -> Iterator[None]:
 
 def outbox(app: Flask) -> list[Path]:
     folder = Path(app.instance_path) / "outbox"
-    return sorted(folder.glob("*.eml")) if folder.exists() else []
+    return sorted(folder.glob("*.eml")) if folder.is_dir() else []
+
+
+def queued_mail(app: Flask) -> list[tuple[str, Any]]:
+    """The mail outbox table as (kind, subject id) pairs, oldest first."""
+    from ticketing.mail.models import QueuedMail
+
+    with app.app_context():
+        rows = _db.session.execute(
+            sa.select(QueuedMail.kind, QueuedMail.subject_id).order_by(QueuedMail.created_at, QueuedMail.kind)
+        ).all()
+        return [(kind, subject_id) for kind, subject_id in rows]
 
 
 def csrf_token(client: FlaskClient, url: str) -> str:

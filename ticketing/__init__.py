@@ -165,12 +165,17 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.checkin.api import bp as checkin_api
     from ticketing.checkin.routes import bp as checkin_pages
     from ticketing.checkout.api import bp as checkout_api
+    from ticketing.checkout.notify import render_order_paid
     from ticketing.checkout.privacy_links import OrderLinks
     from ticketing.checkout.routes import bp as checkout_pages
+    from ticketing.checkout.services import ORDER_PAID_MAIL
+    from ticketing.mail.queue import MAIL_KINDS
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config
     from ticketing.payments.api import bp as payments_api
+    from ticketing.payments.notify import render_event_cancelled, render_late_payment_refunded
     from ticketing.payments.routes import bp as payment_pages
+    from ticketing.payments.services import EVENT_CANCELLED_MAIL, LATE_PAYMENT_REFUNDED_MAIL
     from ticketing.privacy.api import bp as privacy_api
     from ticketing.privacy.routes import bp as privacy_pages
     from ticketing.site import bp as site
@@ -181,6 +186,12 @@ def _register_blueprints(app: Flask) -> None:
     # Domains after the vault add what they link to a person (see privacy/links.py).
     app.extensions["guichet.person_links"] = [OrderLinks()]
     app.extensions["guichet.ticket_presenter"] = QrTicketPresenter()
+    # The outbox holds a kind and a subject id; these render them (see mail/queue.py).
+    app.extensions[MAIL_KINDS] = {
+        ORDER_PAID_MAIL: render_order_paid,
+        LATE_PAYMENT_REFUNDED_MAIL: render_late_payment_refunded,
+        EVENT_CANCELLED_MAIL: render_event_cancelled,
+    }
     for blueprint in (catalog_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         app.register_blueprint(blueprint)

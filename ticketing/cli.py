@@ -1,9 +1,12 @@
-"""``flask`` commands for operators: demo, organisers, hold expiry, keys."""
+"""``flask`` commands for operators: demo, organisers, hold expiry, keys, refunds, mail."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
+import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -18,8 +21,19 @@ from ticketing.catalog.services import create_organizer
 from ticketing.checkout.services import release_expired_holds
 from ticketing.crypto.keys import key_environ
 from ticketing.extensions import db, keyring
+from ticketing.mail.queue import (
+    MAX_ATTEMPTS,
+    DeliveryReport,
+    deliver_mail,
+    due_mail_ids,
+    follow_mail_queue,
+    mail_kinds,
+    queue_state,
+    send_queued_mail_now,
+)
 from ticketing.models import utcnow
 from ticketing.privacy.commands import register as register_privacy_commands
+from ticketing.web import link_context
 
 DEMO_ORGANIZER = "Demo venue (Guichet)"
 DEMO_DEVICE = "Demo door"
@@ -34,6 +48,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(rotate_signing_key)
     app.cli.add_command(process_refunds)
     app.cli.add_command(reconcile_payments)
+    app.cli.add_command(send_mail_command)
 
 
 @click.command("create-organizer")
@@ -81,7 +96,7 @@ def process_refunds() -> None:
 @with_appcontext
 def reconcile_payments() -> None:
     """Ask Stripe about every order pending past its hold, for when webhooks were lost."""
-    from ticketing.payments.notify import finish_event
+    from ticketing.payments.notify import send_refunds
     from ticketing.payments.services import apply_checkout_session, orders_to_reconcile
     from ticketing.payments.stripe import PaymentProviderError, StripeProvider
 
@@ -104,9 +119,9 @@ def reconcile_payments() -> None:
                 counts["unchanged"] += 1
                 continue
             outcome = apply_checkout_session(db.session, checkout, kind, now)
-            # Mails carry links: url_for needs a request context outside a request.
-            with current_app.test_request_context(base_url=current_app.config.get("BASE_URL") or "http://localhost/"):
-                finish_event(outcome, now)
+            with link_context(current_app):  # mails sent inline carry links
+                send_refunds(outcome.refund_ids, now)
+                send_queued_mail_now(db.session)
             if outcome.paid_order_id:
                 counts["paid"] += 1
             elif outcome.refund_ids:
@@ -116,6 +131,77 @@ def reconcile_payments() -> None:
             else:
                 counts["unchanged"] += 1
     click.echo(f"{len(orders)} order(s) checked: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+def _send_due_mail(show_progress: bool, stop: threading.Event | None = None) -> DeliveryReport:
+    """Every job due now, each claimed at its own ``now`` (a long run must not claim with a
+    time that is minutes old: its lease would already be running out). ``stop`` ends the
+    run between two mails."""
+    app = current_app._get_current_object()
+    job_ids = due_mail_ids(db.session, utcnow())
+    report = DeliveryReport()
+    bar = click.progressbar(job_ids, label="Sending mail", show_pos=True) if show_progress else nullcontext(job_ids)
+    with bar as jobs:
+        for job_id in jobs:
+            if stop is not None and stop.is_set():
+                break
+            report += deliver_mail(db.session, mail_kinds(), app.config, app.instance_path, utcnow(), ids=[job_id])
+    return report
+
+
+def _report_line(report: DeliveryReport) -> str:
+    return (
+        f"{report.sent} sent, {report.failed} failed (retried later), {report.given_up} given up, "
+        f"{report.dropped} dropped (nothing to send any more)"
+    )
+
+
+@click.command("send-mail")
+@with_appcontext
+@click.option("--follow", is_flag=True, help="Keep sending as mail is queued, until Ctrl-C or SIGTERM.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=2.0,
+    show_default=True,
+    help="With --follow: seconds between looks at the queue.",
+)
+def send_mail_command(follow: bool, interval: float) -> None:
+    """Send the queued mails that are due: tickets, late-payment refunds, cancellations.
+
+    A failed mail is retried later (1 minute, doubling, at most 6 hours apart) and given
+    up after 20 attempts. With TICKETING_MAIL_DELIVERY=worker, run it with --follow
+    beside the app; with inline delivery, run it from cron to retry failures.
+    """
+    with link_context(current_app):
+        if not follow:
+            report = _send_due_mail(show_progress=True)
+            click.echo(_report_line(report) + ".")
+        else:
+            report = _follow_mail_queue(interval)
+            click.echo(f"Stopped. In all: {_report_line(report)}.")
+    state = queue_state(db.session, utcnow())
+    click.echo(f"{state.due} mail(s) due now; {state.given_up} given up after {MAX_ATTEMPTS} attempts (in mail_queue).")
+
+
+def _follow_mail_queue(interval: float) -> DeliveryReport:
+    """The worker loop. Ctrl-C and SIGTERM (systemd's stop) finish the mail being sent, then
+    stop: killed mid-send, a mail would wait for its claim to lapse and might go twice."""
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    click.echo(f"Sending queued mail every {interval:g} s; Ctrl-C stops.")
+
+    def echo_round(report: DeliveryReport) -> None:
+        if report.handled:
+            click.echo(f"{utcnow():%H:%M:%S} {_report_line(report)}")
+
+    try:
+        return follow_mail_queue(
+            db.session, lambda: _send_due_mail(show_progress=False, stop=stop), interval, stop, on_round=echo_round
+        )
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @click.command("generate-keys")

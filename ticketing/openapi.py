@@ -312,7 +312,11 @@ PATHS: dict[str, Any] = {
             "summary": "Cancel an event: tickets voided, buyers mailed a refund-or-donation choice",
             "security": ORGANIZER,
             "responses": {
-                "200": _json({"type": "object"}, "The cancelled event and how many buyers were mailed"),
+                "200": _json(
+                    {"type": "object"},
+                    "The cancelled event, how many orders are owed a refund, and how many buyers this request "
+                    "mailed (0 when a mail worker sends them)",
+                ),
                 "409": _problem("Already cancelled"),
                 **ORGANIZER_ERRORS,
             },

@@ -4,9 +4,10 @@ tokens, problem details, absolute links. Imports no domain."""
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import Flask, Response, current_app, jsonify, request, url_for
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest as MalformedJSON
 
@@ -71,6 +72,15 @@ def external_url(endpoint: str, **values: Any) -> str:
     if base:
         return base + url_for(endpoint, **values)
     return url_for(endpoint, _external=True, **values)
+
+
+def link_context(app: Flask) -> AbstractContextManager[Any]:
+    """A request context for building links outside a request (CLI commands, the mail worker).
+
+    ``url_for`` needs one; its host is ``TICKETING_BASE_URL``, which must be set wherever
+    mails are sent outside requests, or their links name localhost.
+    """
+    return app.test_request_context(base_url=app.config.get("BASE_URL") or "http://localhost/")
 
 
 def api_time(value: dt.datetime | None) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import logging
 import re
 import socket
+import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,10 +19,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from tests.conftest import csrf_token, make_app, make_event, post_form
 from tests.e2e.conftest import dispose
+from ticketing.checkout.models import Order
 from ticketing.extensions import db
+from ticketing.mail.models import QueuedMail
+from ticketing.mail.queue import MAIL_KINDS, deliver_mail
+from ticketing.web import link_context
 
 pytestmark = pytest.mark.e2e
 
@@ -186,12 +193,45 @@ def test_mail_failure_never_undoes_a_paid_order(down_app: Flask, caplog: pytest.
 
     order_path = _buy(client, *event, buyer)
 
-    code = _order_code(order_path)
     page = client.get(order_path)
     assert page.status_code == 200
     assert "Paid" in page.get_data(as_text=True)
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING and "not sent" in r.getMessage()]
     assert failures, "the failed send must be logged"
-    assert any(code in r.getMessage() for r in failures)
+    assert any(str(_order_id(down_app, order_path)) in r.getMessage() for r in failures)
     assert all(buyer not in r.getMessage() for r in caplog.records)
     assert all("unreachable-buyer" not in r.getMessage() for r in caplog.records)
+
+
+def _order_id(app: Flask, order_path: str) -> uuid.UUID:
+    with app.app_context():
+        return db.session.execute(select(Order.id).where(Order.code == _order_code(order_path))).scalar_one()
+
+
+def test_a_mail_the_server_refused_is_kept_and_sent_once_it_answers(
+    down_app: Flask, sqlite_url: str, tmp_path: Path, smtp_server: tuple[Controller, CollectingHandler]
+) -> None:
+    event = _event(down_app, "Concert after the outage")
+    order_path = _buy(down_app.test_client(), *event, "patient-buyer@example.org")
+    with down_app.app_context():
+        kept = db.session.execute(select(QueuedMail)).scalar_one()
+    # The same database, once the mail server answers again.
+    back_up = _app(tmp_path / "instance-back-up", sqlite_url, smtp_server[0].port)
+
+    with back_up.app_context(), link_context(back_up):
+        kinds, later = back_up.extensions[MAIL_KINDS], kept.next_attempt_at + dt.timedelta(seconds=1)
+        report = deliver_mail(db.session, kinds, back_up.config, back_up.instance_path, later)
+        left = db.session.execute(select(QueuedMail)).scalars().all()
+    dispose(back_up)
+
+    assert (kept.kind, kept.subject_id, kept.attempts, kept.last_error) == (
+        "order_paid",
+        _order_id(down_app, order_path),
+        1,
+        "MailFailed",
+    )
+    assert kept.claimed_until is None and kept.next_attempt_at - kept.created_at >= dt.timedelta(minutes=1)
+    assert report.sent == 1 and left == []
+    [message] = smtp_server[1].messages()
+    assert message["To"] == "patient-buyer@example.org"
+    assert _order_code(order_path) in message["Subject"]

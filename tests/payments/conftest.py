@@ -24,8 +24,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import make_app
-from ticketing.extensions import db as _db
+from tests.conftest import app_on
 
 WEBHOOK_SECRET = "whsec_test_guichet"
 
@@ -158,24 +157,21 @@ def fake_stripe(httpserver: HTTPServer) -> FakeStripe:
     return fake
 
 
-@pytest.fixture
-def stripe_app(database: str, tmp_path: Path, fake_stripe: FakeStripe):  # type: ignore[no-untyped-def]
-    from tests.conftest import _truncate_all
-
-    application = make_app(
-        tmp_path / "instance",
+def _stripe_app(database: str, instance: Path, fake_stripe: FakeStripe, **overrides: str):  # type: ignore[no-untyped-def]
+    return app_on(
         database,
+        instance,
         STRIPE_SECRET_KEY="sk_test_guichet",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_API_BASE=fake_stripe.base,
         TICKETING_BASE_URL="https://tickets.example.org",
+        **overrides,
     )
-    if database.startswith("postgresql"):
-        _truncate_all(application)
-    yield application
-    with application.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+
+
+@pytest.fixture
+def stripe_app(database: str, tmp_path: Path, fake_stripe: FakeStripe, app_environ: dict[str, str]):  # type: ignore[no-untyped-def]
+    yield from _stripe_app(database, tmp_path / "instance", fake_stripe, **app_environ)
 
 
 def sign(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:

@@ -8,7 +8,7 @@ import re
 from sqlalchemy import select, update
 
 from tests.checkout.test_orders import mail_text, read_mail
-from tests.conftest import csrf_token, make_organizer, outbox, published_event
+from tests.conftest import MAIL_WORKER, csrf_token, make_organizer, outbox, published_event, queued_mail
 from tests.payments.conftest import deliver, stripe_event
 from tests.payments.test_stripe_checkout import go_to_stripe, place
 from ticketing.catalog.models import Event, TicketType
@@ -73,6 +73,28 @@ def test_cancelling_an_event_voids_tickets_and_mails_each_buyer_a_choice(stripe_
     assert len(mails) == 2 and all(CHOICE_LINK.search(m) for m in mails)
     assert fake_stripe.sent("POST", "/v1/refunds") == []
     assert cancel(client, event, token).status_code == 409
+
+
+@MAIL_WORKER
+def test_with_a_mail_worker_cancelling_queues_one_mail_per_buyer_and_send_mail_sends_them(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    event, token = organised_event(stripe_app, capacity=10)
+    buy_and_pay(client, fake_stripe, event)
+    buy_and_pay(client, fake_stripe, event, quantity=1)
+
+    response = cancel(client, event, token)
+    queued = queued_mail(stripe_app)
+    result = stripe_app.test_cli_runner().invoke(args=["send-mail"])
+
+    assert response.get_json()["orders_to_refund"] == 2 and response.get_json()["buyers_mailed"] == 0
+    assert sorted(kind for kind, _subject in queued) == ["event_cancelled"] * 2 + ["order_paid"] * 2
+    with stripe_app.app_context():
+        refund_ids = set(db.session.execute(select(Refund.id)).scalars())
+    assert {subject for kind, subject in queued if kind == "event_cancelled"} == refund_ids
+    assert result.exit_code == 0 and "4 sent" in result.output
+    assert queued_mail(stripe_app) == []
+    mails = [text for text in mail_texts(stripe_app) if "cancelled" in text]
+    assert len(mails) == 2 and all(CHOICE_LINK.search(m) for m in mails)
 
 
 def test_buyer_chooses_refund_price_donation_or_full_donation(stripe_app, fake_stripe):

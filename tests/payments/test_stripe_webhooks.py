@@ -10,10 +10,11 @@ import time
 from sqlalchemy import func, select, update
 
 from tests.checkout.test_orders import mail_text, read_mail
-from tests.conftest import outbox, published_event
+from tests.conftest import MAIL_WORKER, outbox, published_event, queued_mail
 from tests.payments.conftest import WEBHOOK_SECRET, deliver, sign, stripe_event
 from tests.payments.test_stripe_checkout import go_to_stripe, place
 from ticketing.catalog.models import TicketType
+from ticketing.checkout import services as checkout_services
 from ticketing.checkout.models import Order, Ticket
 from ticketing.checkout.services import release_expired_holds
 from ticketing.extensions import db
@@ -44,8 +45,60 @@ def test_completed_session_pays_the_order_issues_tickets_and_mails_once(stripe_a
     assert response.status_code == 200
     assert counts(stripe_app) == (2, "paid", 1)
     assert len(outbox(stripe_app)) == 1
+    assert queued_mail(stripe_app) == []  # inline delivery sent it and settled its job
     with stripe_app.app_context():
         assert db.session.execute(select(Order.provider_ref)).scalar_one() == session["payment_intent"]
+
+
+def order_id_of(app):  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return db.session.execute(select(Order.id)).scalar_one()
+
+
+@MAIL_WORKER
+def test_with_a_mail_worker_the_webhook_queues_one_tickets_mail_and_send_mail_sends_it(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    _event, placed, session = paid_session(client, stripe_app, fake_stripe)
+    payload = stripe_event("checkout.session.completed", session)
+
+    first = deliver(client, payload)
+    again = deliver(client, payload)
+    queued = queued_mail(stripe_app)
+    result = stripe_app.test_cli_runner().invoke(args=["send-mail"])
+
+    assert first.status_code == again.status_code == 200
+    assert queued == [("order_paid", order_id_of(stripe_app))]
+    assert result.exit_code == 0 and "1 sent" in result.output
+    assert queued_mail(stripe_app) == []
+    [mail] = outbox(stripe_app)
+    text = mail_text(read_mail(mail))
+    assert f"https://tickets.example.org/orders/{placed['code']}/{placed['access_token']}" in text
+
+
+@MAIL_WORKER
+def test_a_webhook_that_fails_after_queueing_the_mail_leaves_no_mail_and_is_applied_on_retry(
+    stripe_app, fake_stripe, monkeypatch
+):
+    client = stripe_app.test_client()
+    _event, _placed, session = paid_session(client, stripe_app, fake_stripe)
+    payload = stripe_event("checkout.session.completed", session)
+    queue_for_real = checkout_services.enqueue_mail
+
+    def queue_then_fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+        queue_for_real(*args, **kwargs)
+        raise RuntimeError("the process fails after queueing, before the commit")
+
+    monkeypatch.setattr(checkout_services, "enqueue_mail", queue_then_fail)
+    failed = deliver(client, payload)
+    after_failure = (counts(stripe_app), queued_mail(stripe_app))
+    monkeypatch.setattr(checkout_services, "enqueue_mail", queue_for_real)
+    retried = deliver(client, payload)
+
+    assert failed.status_code == 500
+    assert after_failure == ((0, "pending", 0), [])
+    assert retried.status_code == 200
+    assert counts(stripe_app) == (2, "paid", 1)
+    assert queued_mail(stripe_app) == [("order_paid", order_id_of(stripe_app))]
 
 
 def test_repeated_delivery_is_acknowledged_and_changes_nothing(stripe_app, fake_stripe):
@@ -168,6 +221,24 @@ def test_payment_after_hold_expiry_without_stock_is_refunded_and_the_buyer_told(
         assert db.session.get(TicketType, event.type_id).sold == 2
     [mail] = outbox(stripe_app)
     assert "refunding the full" in mail_text(read_mail(mail))
+
+
+@MAIL_WORKER
+def test_with_a_mail_worker_a_late_payment_queues_its_refund_mail(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    _event, _placed, session = paid_session(client, stripe_app, fake_stripe, capacity=2)
+    with stripe_app.app_context():
+        db.session.execute(update(Order).values(hold_expires_at=Order.created_at))
+        db.session.commit()
+        release_expired_holds(db.session, dt.datetime.now(dt.UTC))
+        db.session.execute(update(TicketType).values(sold=2))
+        db.session.commit()
+
+    deliver(client, stripe_event("checkout.session.completed", session))
+
+    assert queued_mail(stripe_app) == [("late_payment_refunded", order_id_of(stripe_app))]
+    assert outbox(stripe_app) == []
+    assert len(fake_stripe.sent("POST", "/v1/refunds")) == 1  # the money does not wait for the worker
 
 
 def test_refund_events_follow_the_refund_and_a_stale_one_does_not_undo_it(stripe_app, fake_stripe):

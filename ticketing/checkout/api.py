@@ -11,10 +11,10 @@ from flask_babel import gettext as _
 from ticketing.checkout import services
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.models import Order
-from ticketing.checkout.notify import send_order_paid_mail
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.errors import Unauthorized
 from ticketing.extensions import db, keyring
+from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
 from ticketing.web import api_time, bearer_token, external_url, json_body
 
@@ -74,7 +74,6 @@ def create_order() -> tuple[Response, int]:
     )
     order, token = placed.order, placed.access_token
     if order.is_paid:
-        send_order_paid_mail(order, token)
         payment = {"provider": "free", "url": external_url("checkout.order_page", code=order.code, token=token)}
     else:
         payment = {"provider": order.provider, "url": provider.start(order, token)}
@@ -88,6 +87,7 @@ def create_order() -> tuple[Response, int]:
         "hold_expires_at": api_time(order.hold_expires_at) if order.status == "pending" else None,
         "payment": payment,
     }
+    send_queued_mail_now(db.session)  # a free order's tickets (after the body: sending expires the order object)
     return jsonify(body), 201
 
 

@@ -1,21 +1,26 @@
-"""Mails about orders, sent after the transaction commits.
+"""Mails about orders: the tickets mail (queued, rendered here) and "find my orders" (sent directly).
 
 The address is decrypted from the vault only for the moment of sending. A failed send is
-logged by order code and reported to the caller; it never undoes the order.
+logged and never undoes the order: the tickets mail stays in the outbox and is retried
+(see ``ticketing.mail.queue``).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
-from ticketing.checkout.models import Order
+from ticketing.checkout.models import Order, OrderLine, Ticket
 from ticketing.checkout.presenter import ticket_presenter
-from ticketing.extensions import db, keyring
+from ticketing.crypto import derive_access_token
+from ticketing.extensions import keyring
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
 from ticketing.privacy.vault import read_person
 from ticketing.web import external_url
@@ -32,14 +37,30 @@ def _deliver(mail: OutgoingMail, what: str) -> bool:
     return True
 
 
-def send_order_paid_mail(order: Order, access_token: str) -> bool:
-    """The buyer's tickets: a link to the order page, in the language they bought in."""
-    if order.person_id is None:
-        return False
-    person = read_person(db.session, keyring(), order.person_id)
+def render_order_paid(session: Session, order_id: uuid.UUID) -> OutgoingMail | None:
+    """The buyer's tickets (QR codes and the order link), in the language they bought in.
+
+    Nothing to send once the buyer was erased, or the order is gone or no longer paid (a
+    retry that comes after a refund must not mail voided tickets). The link is derived
+    from the order id, so the outbox row needs nothing but the id.
+    """
+    order = session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(
+            selectinload(Order.lines).selectinload(OrderLine.ticket_type),
+            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
+            selectinload(Order.event),
+        )
+        .execution_options(populate_existing=True)
+    ).scalar()
+    if order is None or order.status != "paid" or order.person_id is None:
+        return None
+    person = read_person(session, keyring(), order.person_id)
     if person is None:
-        return False
-    link = external_url("checkout.order_page", code=order.code, token=access_token)
+        return None
+    token = derive_access_token(keyring().link_key, order.id)
+    link = external_url("checkout.order_page", code=order.code, token=token)
     with force_locale(order.locale):
         subject = _("Your tickets for %(title)s (order %(code)s)", title=order.event.title, code=order.code)
         presenter = ticket_presenter()
@@ -51,7 +72,7 @@ def send_order_paid_mail(order: Order, access_token: str) -> bool:
                 qr_ids[ticket.id] = f"ticket-{ticket.id.hex}@guichet"
                 images.append((qr_ids[ticket.id], png))
         context = {"order": order, "event": order.event, "link": link, "name": person.name, "qr_ids": qr_ids}
-        mail = OutgoingMail(
+        return OutgoingMail(
             to=person.email,
             subject=subject,
             text=render_template("mail/order_paid.txt", **context),
@@ -59,10 +80,6 @@ def send_order_paid_mail(order: Order, access_token: str) -> bool:
             language=order.locale,
             inline_images=tuple(images),
         )
-    sent = _deliver(mail, f"order {order.code}")
-    if sent:
-        log.info("order %s: tickets mailed", order.code)
-    return sent
 
 
 def send_order_links(email: str, orders: Sequence[tuple[Order, str]], locale: str) -> bool:

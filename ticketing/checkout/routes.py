@@ -14,12 +14,13 @@ from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import availability_read
 from ticketing.checkout import services
 from ticketing.checkout.links import ticket_links
-from ticketing.checkout.notify import send_order_links, send_order_paid_mail
+from ticketing.checkout.notify import send_order_links
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.crypto import blind_index
 from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, keyring, limiter
 from ticketing.forms import EMAIL_PATTERN, FieldParser
+from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
 from ticketing.web import external_url
 
@@ -90,9 +91,10 @@ def _errors_by_form_field(errors: dict[str, str], order_request: services.OrderR
 
 def _continue_to_payment(placed: services.PlacedOrder) -> Response:
     order, token = placed.order, placed.access_token
-    if order.is_paid:
-        send_order_paid_mail(order, token)
-        return redirect(external_url("checkout.order_page", code=order.code, token=token), code=303)
+    if order.is_paid:  # a free order: paid at once, its tickets mail queued with it
+        order_page = external_url("checkout.order_page", code=order.code, token=token)
+        send_queued_mail_now(db.session)
+        return redirect(order_page, code=303)
     return redirect(current_app.extensions["guichet.payments"].start(order, token), code=303)
 
 

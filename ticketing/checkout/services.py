@@ -28,6 +28,7 @@ from ticketing.checkout.models import Order, OrderLine, Ticket
 from ticketing.crypto import KeyRing, derive_access_token, hash_token, tokens_match
 from ticketing.errors import Conflict, Invalid, NotFound, SoldOut
 from ticketing.forms import FieldParser
+from ticketing.mail.queue import enqueue_mail
 from ticketing.models import begin_write, new_id
 from ticketing.privacy.vault import find_person_id, store_person
 
@@ -40,6 +41,8 @@ MAX_QUANTITY = 50
 RELEASE_BATCH = 500
 # Statuses of an order that was paid once (refunds and donations come after payment).
 PAID_STATUSES = ("paid", "refunded", "part_refunded", "donated")
+# The mail kind (see ticketing/mail/queue.py) owed by paying an order: its tickets.
+ORDER_PAID_MAIL = "order_paid"
 
 
 EVENT = Event.__table__
@@ -459,8 +462,9 @@ def place_order(
 ) -> PlacedOrder:
     """Hold the tickets and record the order, in one transaction.
 
-    A free order (total 0) is paid at once. Otherwise the order stays ``pending`` until
-    the payment provider confirms it or the hold expires.
+    A free order (total 0) is paid at once, and its tickets mail queued with it.
+    Otherwise the order stays ``pending`` until the payment provider confirms it or the
+    hold expires.
     """
     wanted = _merge(request.items)
     # Errors name the client's own line: the first item that asked for this type.
@@ -527,6 +531,7 @@ def place_order(
         )
     if subtotal + fee == 0:
         _issue_tickets(session, order_id, event.id, wanted, now)
+        enqueue_mail(session, ORDER_PAID_MAIL, order_id, now)
     # The row is written; hand callers a full ORM object without a flush or a re-read.
     order = Order(**values)
     make_transient_to_detached(order)
@@ -654,7 +659,7 @@ def pay_order(session: Session, order_id: uuid.UUID, now: dt.datetime, provider_
 @dataclass(frozen=True)
 class Settlement:
     order: Order
-    newly_paid: bool  # this call paid it: the one caller that should mail the tickets
+    newly_paid: bool  # this call paid it (and queued the tickets mail)
 
 
 def settle_order(
@@ -663,7 +668,7 @@ def settle_order(
     """``pay_order`` that also says whether this call did the paying.
 
     Webhooks arrive more than once, sometimes at the same moment; only the delivery that
-    won the conditional UPDATE mails the buyer.
+    won the conditional UPDATE queues the buyer's mail.
     """
     for _attempt in range(3):
         begin_write(session)
@@ -703,9 +708,12 @@ def settle_loaded_order(
 ) -> Settlement | None:
     """Pay an order inside the caller's write transaction; the caller commits.
 
-    Returns None when another transaction changed the order between its read and this
-    claim: the caller reads it again and retries. ``HoldExpired`` leaves the caller's
-    transaction as it was (a savepoint undoes the stock taken).
+    Paying queues the tickets mail in the same transaction, so every path that pays
+    (webhook, reconciliation, the demo page) owes the buyer exactly one mail, and a
+    payment rolled back owes none. Returns None when another transaction changed the
+    order between its read and this claim: the caller reads it again and retries.
+    ``HoldExpired`` leaves the caller's transaction as it was (a savepoint undoes the
+    stock taken).
     """
     if order.status in PAID_STATUSES:
         return Settlement(order, False)
@@ -731,6 +739,7 @@ def settle_loaded_order(
     if savepoint is not None:
         savepoint.commit()
     _issue_tickets(session, order.id, order.event_id, wanted, now)
+    enqueue_mail(session, ORDER_PAID_MAIL, order.id, now)
     for name, value in (("status", "paid"), ("paid_at", now), ("closed_at", None), ("provider_ref", ref)):
         set_committed_value(order, name, value)
     log.info("order %s paid", order.code)

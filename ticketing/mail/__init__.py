@@ -1,7 +1,9 @@
 """Outgoing mail: SMTP in production, ``.eml`` files in the instance outbox by default.
 
-Imports no domain. Callers send after their transaction commits, so a mail failure can
-never undo an order; they log the order code, never the address.
+Imports no domain. Mails that follow a change of state are queued in its transaction and
+sent after the commit (``mail.queue``), so a mail failure can never undo an order and is
+retried; the few sent directly go after the commit too. Logs name ids and order codes,
+never the address.
 """
 
 from __future__ import annotations

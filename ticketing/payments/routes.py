@@ -8,13 +8,13 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from ticketing.checkout.notify import send_order_paid_mail
 from ticketing.checkout.services import cancel_order, find_order, pay_order
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.extensions import csrf, db, limiter
+from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
 from ticketing.payments.models import Refund
-from ticketing.payments.notify import finish_event, refund_id_from_token, send_refunds
+from ticketing.payments.notify import refund_id_from_token, send_refunds
 from ticketing.payments.services import (
     decide_refund,
     handle_event,
@@ -49,7 +49,7 @@ def demo_decide(code: str, token: str) -> str | Response | tuple[str, int]:
             return render_template(
                 "payments/demo.html", order=order, token=token, now=utcnow(), error=error.message
             ), 409
-        send_order_paid_mail(order, token)
+        send_queued_mail_now(db.session)
     elif action == "cancel":
         cancel_order(db.session, order.id, utcnow())
     else:
@@ -94,8 +94,8 @@ def stripe_webhook() -> tuple[Response, int]:
         return jsonify({"error": "invalid webhook"}), 400
     now = utcnow()
     outcome = handle_event(db.session, provider.name, event, now)
-    if not outcome.duplicate:
-        finish_event(outcome, now)
+    send_refunds(outcome.refund_ids, now)
+    send_queued_mail_now(db.session)
     return jsonify({"received": True, "duplicate": outcome.duplicate}), 200
 
 

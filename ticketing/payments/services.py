@@ -4,7 +4,8 @@ Money and tickets never disagree: a payment either issues its tickets or is refu
 refund voids the tickets it pays back. Every handler is idempotent, so a webhook delivered
 twice, late, out of order or at the same moment as another changes the state once.
 Provider calls (refunds) happen after the commit; the ``refund`` row is the outbox that
-``flask process-refunds`` drains and retries.
+``flask process-refunds`` drains and retries. Mails to buyers are queued in the same
+transaction as the change they announce (``ticketing.mail.queue``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ticketing.checkout.services import (
     settle_loaded_order,
 )
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.mail.queue import enqueue_mail
 from ticketing.models import begin_write
 from ticketing.payments.models import PaymentEvent, Refund
 from ticketing.payments.stripe import PaymentProviderError, RefundResult
@@ -42,6 +44,9 @@ REFUND_EVENTS = ("charge.refunded", "refund.updated", "refund.created", "refund.
 MAX_REFUND_ATTEMPTS = 5
 RECONCILE_WINDOW = dt.timedelta(days=2)  # Stripe sessions live at most a day
 CHOICES = ("refund", "donate_price", "donate_all")
+# Mail kinds (see ticketing/mail/queue.py): their subject is the order, and the refund.
+LATE_PAYMENT_REFUNDED_MAIL = "late_payment_refunded"
+EVENT_CANCELLED_MAIL = "event_cancelled"
 
 
 class Refunder(Protocol):
@@ -52,13 +57,12 @@ class Refunder(Protocol):
 
 @dataclass
 class EventOutcome:
-    """What the caller does after the commit: mail tickets, send refunds, explain them."""
+    """What the event changed, and the refunds the caller sends after the commit (mails
+    were queued in the transaction)."""
 
     duplicate: bool = False
     paid_order_id: uuid.UUID | None = None
-    paid_order: Order | None = None  # loaded with what its mail shows
     refund_ids: list[uuid.UUID] = field(default_factory=list)
-    late_refund_order_id: uuid.UUID | None = None
 
 
 def _insert_ignoring_duplicate(session: Session, model: type[Any]) -> Any:
@@ -165,7 +169,6 @@ def _on_paid(session: Session, order_id: uuid.UUID, obj: Mapping[str, Any], now:
         if settled is not None:
             if settled.newly_paid:
                 outcome.paid_order_id = order.id
-                outcome.paid_order = order
             return outcome
     if reason is None:
         raise Conflict(_("This order is changing right now; try again."), code="order_busy")
@@ -179,7 +182,7 @@ def _on_paid(session: Session, order_id: uuid.UUID, obj: Mapping[str, Any], now:
     if moved:
         refund_id = _create_refund(session, order, reason, order.total_cents, now, status="pending")
         outcome.refund_ids.append(refund_id)
-        outcome.late_refund_order_id = order.id
+        enqueue_mail(session, LATE_PAYMENT_REFUNDED_MAIL, order.id, now)
         log.warning("order %s paid after its tickets were gone (%s); refunding", order.code, reason)
     return outcome
 
@@ -365,8 +368,8 @@ def cancel_event(
 ) -> Cancellation:
     """Cancel an event: void its tickets, close unpaid orders, owe every paid order its money.
 
-    Buyers then have ``choice_days`` to choose a refund or a donation; ``process-refunds``
-    refunds those who did not answer.
+    Buyers then have ``choice_days`` to choose a refund or a donation (each is mailed the
+    link, queued here); ``process-refunds`` refunds those who did not answer.
     """
     begin_write(session)
     event = session.get(Event, parse_uuid(event_id, _("No such event.")))
@@ -401,6 +404,8 @@ def cancel_event(
         _create_refund(session, order, "event_cancelled", 0, now, status="awaiting_choice", due_at=due)
         for order in paid
     ]
+    for refund_id in refund_ids:
+        enqueue_mail(session, EVENT_CANCELLED_MAIL, refund_id, now)
     session.commit()
     log.info("event %s cancelled: %d tickets voided, %d orders to refund or donate", event.id, voided, len(refund_ids))
     return Cancellation(event, refund_ids)
