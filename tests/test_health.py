@@ -1,11 +1,41 @@
-from tests.conftest import make_app
+import datetime as dt
+
+from sqlalchemy import select, update
+
+from tests.checkout.test_orders import api_order
+from tests.conftest import MAIL_WORKER, make_app, published_event
+from ticketing.extensions import db
+from ticketing.mail.models import QueuedMail
+from ticketing.mail.queue import MAX_ATTEMPTS
+from ticketing.models import utcnow
 
 
 def test_healthz_answers_200_when_the_database_answers(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    assert response.get_json() == {
+        "status": "ok",
+        "mail": {"due": 0, "oldest_due_seconds": None, "given_up": 0},
+    }
+
+
+@MAIL_WORKER
+def test_healthz_tells_how_far_mail_delivery_is_behind(app, client):
+    event = published_event(app, price_cents=0, fee_cents=0, capacity=5)
+    for _ in range(3):
+        api_order(client, event)
+    with app.app_context():
+        [first, second, _third] = db.session.scalars(select(QueuedMail).order_by(QueuedMail.created_at)).all()
+        first.created_at = utcnow() - dt.timedelta(minutes=10)
+        db.session.execute(update(QueuedMail).where(QueuedMail.id == second.id).values(attempts=MAX_ATTEMPTS))
+        db.session.commit()
+
+    response = client.get("/healthz")
+
+    mail = response.get_json()["mail"]
+    assert (mail["due"], mail["given_up"]) == (2, 1)
+    assert 600 <= mail["oldest_due_seconds"] < 660
 
 
 def test_healthz_answers_503_when_the_database_is_down(tmp_path):
