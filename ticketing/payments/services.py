@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,23 @@ def _insert_ignoring_duplicate(session: Session, model: type[Any]) -> Any:
     return sqlite.insert(model)
 
 
+# Built once per dialect: every webhook delivery runs it first. The primary key on the
+# event id makes a repeat (or a concurrent twin) insert nothing and return no row.
+RECORD_EVENT = {
+    name: dialect.insert(PaymentEvent.__table__)
+    .values(
+        id=bindparam("event_id"),
+        provider=bindparam("provider"),
+        type=bindparam("event_type"),
+        order_id=bindparam("order_id"),
+        received_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(PaymentEvent.__table__.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def _order_id_of(obj: Mapping[str, Any]) -> uuid.UUID | None:
     metadata = obj.get("metadata")
     raw = metadata.get("order_id") if isinstance(metadata, Mapping) else None
@@ -100,11 +117,10 @@ def handle_event(session: Session, provider: str, event: Mapping[str, Any], now:
     obj: Mapping[str, Any] = event["data"]["object"]
     order_id = _order_id_of(obj) if event_type.startswith("checkout.session.") else None
     begin_write(session)
-    recorded = session.execute(
-        _insert_ignoring_duplicate(session, PaymentEvent)
-        .values(id=event_id, provider=provider, type=event_type[:64], order_id=order_id, received_at=now)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(PaymentEvent.id)
+    connection = session.connection()
+    recorded = connection.execute(
+        RECORD_EVENT[connection.dialect.name],
+        {"event_id": event_id, "provider": provider, "event_type": event_type[:64], "order_id": order_id, "now": now},
     ).first()
     if recorded is None:
         session.rollback()
