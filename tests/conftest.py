@@ -114,15 +114,23 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+def dispose(application: Flask) -> None:
+    """Close every connection an app opened: its engine's pool and its autocommit pool."""
+    with application.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+    kept = application.extensions.get("guichet.autocommit")
+    if kept is not None:
+        kept.close()
+
+
 def app_on(database: str, instance: Path, **overrides: str) -> Iterator[Flask]:
     """A fresh app on an empty database, disposed of afterwards (the body of ``app``-like fixtures)."""
     application = make_app(instance, database, **overrides)
     if database.startswith("postgresql"):
         _truncate_all(application)
     yield application
-    with application.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+    dispose(application)
 
 
 @pytest.fixture
@@ -147,9 +155,7 @@ def pg_app(postgres_url: str, tmp_path: Path) -> Iterator[Flask]:
     application = make_app(tmp_path / "pg-instance", postgres_url)
     _truncate_all(application)
     yield application
-    with application.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+    dispose(application)
 
 
 @pytest.fixture

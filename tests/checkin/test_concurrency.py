@@ -40,7 +40,14 @@ def test_four_doors_scanning_500_tickets_admit_exactly_500(app):
                 start.wait()
                 for code in order:
                     answer = check_in(
-                        db.session, ring, tokens[index], code, gate=f"G{index}", request_id=None, now=utcnow()
+                        db.session,
+                        ring,
+                        tokens[index],
+                        code,
+                        gate=f"G{index}",
+                        request_id=None,
+                        now=utcnow(),
+                        connections=app.extensions["guichet.autocommit"],  # as the API does
                     )
                     results[index].append(answer.result)
                 db.session.remove()

@@ -191,27 +191,27 @@ def test_signed_url_mode_hands_out_an_expiring_secure_link(app, client, monkeypa
     assert again == playlist or int(again.split("/hls/", 1)[1].split("/", 1)[0].split(".")[1]) == int(expires) + 150
 
 
-def test_gate_lookup_replaces_a_connection_the_server_dropped(postgres_url):
+def test_kept_connection_is_replaced_when_the_server_dropped_it(postgres_url):
     import sqlalchemy as sa
 
+    from ticketing.autocommit import AutocommitConnections
     from ticketing.stream.lookup import GateLookup
 
     engine = sa.create_engine(postgres_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
     admin = sa.create_engine(postgres_url)
-    lookup = GateLookup(engine, keep_connections=True)
+    connections = AutocommitConnections(engine, keep_connections=True)
+    lookup = GateLookup(engine, connections)
     try:
         assert lookup.row(uuid.uuid4()) is None
-        first_pid = lookup._local.connection.driver_connection.info.backend_pid
+        first_pid = connections.current_backend_pid()
         with admin.begin() as connection:
             connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
 
         assert lookup.row(uuid.uuid4()) is None
 
-        assert lookup._local.connection.driver_connection.info.backend_pid != first_pid
+        assert connections.current_backend_pid() not in (None, first_pid)
     finally:
-        if lookup._local.connection is not None:
-            lookup._local.connection.close()
-        engine.dispose()
+        connections.close()
         admin.dispose()
 
 
@@ -240,6 +240,7 @@ def test_auth_request_lane_and_the_flask_view_give_the_same_answers(app, client)
 def test_auth_request_answers_503_when_the_database_is_unreachable(app, client):
     import sqlalchemy as sa
 
+    from ticketing.autocommit import AutocommitConnections
     from ticketing.stream.gate import AuthRequestLane
     from ticketing.stream.lookup import GateLookup
 
@@ -248,7 +249,7 @@ def test_auth_request_answers_503_when_the_database_is_unreachable(app, client):
     keys = app.extensions["guichet.stream_keys"]
     credential = make_viewer_credential(keys, uuid.uuid4(), int(dt.datetime.now(dt.UTC).timestamp()) + 600)
     closed_port = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:9/none")
-    lane.lookup = GateLookup(closed_port, keep_connections=False)
+    lane.lookup = GateLookup(closed_port, AutocommitConnections(closed_port, keep_connections=False))
 
     response = auth(client, f"/hls/{credential}/live/index.m3u8")
 

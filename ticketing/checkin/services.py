@@ -5,8 +5,9 @@ and reads the ticket's state with it (type, order, the admitting scan), one cond
 UPDATE admits (only when the ticket looked admissible), one INSERT logs the scan. The
 UPDATE's own WHERE decides who wins, so two doors racing on a ticket cannot both admit:
 the loser re-reads the winner's gate and logs its answer (two more statements, on that
-race only). On PostgreSQL the UPDATE and its log row are one statement and the scan runs
-in autocommit: two round trips, where a transaction would take five.
+race only). On PostgreSQL the UPDATE and its log row are one statement, and the scan runs
+as prepared statements on a kept autocommit connection (``ticketing.autocommit``): two
+round trips, where a transaction would take five.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +23,10 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
+from ticketing.autocommit import AutocommitConnections
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Order, Ticket
@@ -282,9 +286,8 @@ _LOGGED_COLUMNS = (
 )
 # PostgreSQL: admit and log the admission in one statement (data-modifying CTEs). The log
 # row is written only when the UPDATE claimed the ticket; the outer SELECT says whether it
-# did. One statement needs no transaction around it, so the scan runs in autocommit. The
-# log's parameters are prefixed: an UPDATE takes any parameter named like one of its
-# table's columns as a value to SET.
+# did. The log's parameters are prefixed: an UPDATE takes any parameter named like one of
+# its table's columns as a value to SET.
 _admitted = ADMIT.returning(_ticket_t.c.id).cte("admitted")
 _logged = (
     postgresql.insert(_scan_t)
@@ -298,6 +301,91 @@ _logged = (
     .cte("logged")
 )
 ADMIT_AND_LOG = select(select(func.count()).select_from(_admitted).scalar_subquery()).add_cte(_logged)
+LOG_ONE_SCAN = (
+    postgresql.insert(_scan_t)
+    .values({name: bindparam(f"scan_{name}", type_=_scan_t.c[name].type) for name in _LOGGED_COLUMNS})
+    .on_conflict_do_nothing()
+)
+ScanState = namedtuple("ScanState", [column.name for column in STATE_QUERY.selected_columns])  # noqa: PYI024
+
+
+class _PreparedStatement:
+    """A Core statement compiled once to psycopg's SQL, for ``AutocommitConnections``.
+
+    The literals the statement holds ('valid', 'admitted') travel as parameters; times
+    are passed as the naive UTC that ``UTCDateTime`` would bind.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        compiled = statement.compile(dialect=psycopg_dialect())
+        self.sql = str(compiled)
+        self.defaults = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values() if not bind.required}
+
+    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        bound = dict(self.defaults)
+        for name, value in values.items():
+            bound[name] = _naive_utc(value) if isinstance(value, dt.datetime) else value
+        return bound
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+PREPARED_STATE = _PreparedStatement(STATE_QUERY)
+PREPARED_ADMIT_AND_LOG = _PreparedStatement(ADMIT_AND_LOG)
+PREPARED_LOG = _PreparedStatement(LOG_ONE_SCAN)
+
+
+class _SessionScan:
+    """A scan's statements in one transaction of the session (SQLite takes the write lock
+    first, with ``BEGIN IMMEDIATE``)."""
+
+    def __init__(self, session: Session) -> None:
+        begin_write(session)
+        self.connection = session.connection()
+        self.dialect = self.connection.dialect.name
+
+    def state(self, parameters: Mapping[str, Any]) -> Any:
+        return self.connection.execute(STATE_QUERY, parameters).first()
+
+    def admit(self, ticket_id: uuid.UUID, when: dt.datetime, log_row: Mapping[str, Any]) -> tuple[bool, bool]:
+        """(won, logged): the admission is logged by ``log`` afterwards."""
+        return self.connection.execute(ADMIT, {"ticket_id": ticket_id, "now": when}).rowcount == 1, False
+
+    def log(self, log_row: Mapping[str, Any]) -> None:
+        self.connection.execute(LOG_SCAN[self.dialect], log_row)
+
+
+class _AutocommitScan:
+    """A scan's statements as prepared statements on a kept autocommit connection."""
+
+    def __init__(self, connections: AutocommitConnections) -> None:
+        self.connections = connections
+
+    def state(self, parameters: Mapping[str, Any]) -> Any:
+        row = self.connections.fetch_one(PREPARED_STATE.sql, PREPARED_STATE.parameters(parameters), repeatable=True)
+        if row is None:
+            return None
+        state = ScanState(*row)
+        return state._replace(revoked_at=_aware(state.revoked_at), checked_in_at=_aware(state.checked_in_at))
+
+    def admit(self, ticket_id: uuid.UUID, when: dt.datetime, log_row: Mapping[str, Any]) -> tuple[bool, bool]:
+        """(won, logged): the admission and its log row are one statement."""
+        values = {f"scan_{name}": value for name, value in log_row.items()}
+        values.update(ticket_id=ticket_id, now=when)
+        row = self.connections.fetch_one(
+            PREPARED_ADMIT_AND_LOG.sql, PREPARED_ADMIT_AND_LOG.parameters(values), repeatable=False
+        )
+        return row is not None and row[0] == 1, True
+
+    def log(self, log_row: Mapping[str, Any]) -> None:
+        values = {f"scan_{name}": value for name, value in log_row.items()}
+        self.connections.run(PREPARED_LOG.sql, PREPARED_LOG.parameters(values))
 
 
 def check_in(
@@ -311,28 +399,25 @@ def check_in(
     now: dt.datetime,
     offline: bool = False,
     scanned_at: dt.datetime | None = None,
+    connections: AutocommitConnections | None = None,
 ) -> ScanAnswer:
-    """Answer one scan and log it, in one transaction. ``scanned_at`` (offline scans)
-    is when the door decided; the first scan to reach the database still wins."""
+    """Answer one scan and log it. ``scanned_at`` (offline scans) is when the door
+    decided; the first scan to reach the database still wins. With ``connections``
+    (PostgreSQL) the statements run in autocommit; without, in one session transaction."""
     if not device_token:
         raise Unauthorized(_("Send the device token as 'Authorization: Bearer <token>'."))
     when = min(scanned_at, now) if scanned_at else now
     claims = None
     reason = None
-    one_statement_admission = session.get_bind().dialect.name == "postgresql"
-    if one_statement_admission:
-        connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    else:
-        begin_write(session)
-        connection = session.connection()
+    statements = _AutocommitScan(connections) if connections is not None else _SessionScan(session)
     try:
         claims, message, signature = read_ticket(code)
         check_ticket(claims, message, signature, verification_key(session, keyring, claims.key_id), now)
     except InvalidPayload as error:
         claims, reason = None, error.reason
-    state = connection.execute(
-        STATE_QUERY, {"token_hash": hash_token(device_token), "ticket_id": claims.ticket_id if claims else None}
-    ).first()
+    state = statements.state(
+        {"token_hash": hash_token(device_token), "ticket_id": claims.ticket_id if claims else None}
+    )
     if state is None or state.revoked_at is not None:
         session.rollback()
         raise Unauthorized(_("This device token is not valid (revoked or never paired)."), code="invalid_token")
@@ -351,22 +436,15 @@ def check_in(
     }
     logged = answer.result == "admitted" and state.admitted_by is not None  # a retry, logged the first time
     if answer.result == "admitted" and state.checked_in_at is None:
-        if one_statement_admission:
-            parameters = {f"scan_{name}": value for name, value in log_row.items()}
-            won = connection.execute(
-                ADMIT_AND_LOG, {**parameters, "ticket_id": state.ticket_id, "now": when}
-            ).scalar_one()
-            logged = True
+        won, logged = statements.admit(state.ticket_id, when, log_row)
+        if won:
+            answer = ScanAnswer("admitted", state.ticket_id, state.ticket_type_id, state.type_name, when, gate)
         else:
-            won = connection.execute(ADMIT, {"ticket_id": state.ticket_id, "now": when}).rowcount
-        if won != 1:
             answer = _winner(session, state)
             logged = False
             log_row["result"] = answer.result
-        else:
-            answer = ScanAnswer("admitted", state.ticket_id, state.ticket_type_id, state.type_name, when, gate)
     if not logged:
-        connection.execute(LOG_SCAN[connection.dialect.name], log_row)
+        statements.log(log_row)
     session.commit()
     return answer
 
@@ -423,7 +501,12 @@ def parse_sync(payload: Any) -> list[dict[str, Any]]:
 
 
 def sync_offline_scans(
-    session: Session, keyring: KeyRing, device_token: str | None, scans: Sequence[Mapping[str, Any]], now: dt.datetime
+    session: Session,
+    keyring: KeyRing,
+    device_token: str | None,
+    scans: Sequence[Mapping[str, Any]],
+    now: dt.datetime,
+    connections: AutocommitConnections | None = None,
 ) -> list[tuple[Mapping[str, Any], ScanAnswer]]:
     """Upload scans decided offline, oldest first. Each is checked in like an online scan,
     so a ticket two offline doors both let in is admitted once (whichever reached the
@@ -444,6 +527,7 @@ def sync_offline_scans(
                 now=now,
                 offline=True,
                 scanned_at=scan["scanned_at"],
+                connections=connections,
             ),
         )
         for scan in ordered

@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask, current_app
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
 from ticketing.checkout.links import register_ticket_link
 from ticketing.checkout.models import Ticket
@@ -54,13 +52,7 @@ def init_app(app: Flask) -> None:
 
 
 def gate_lookup(app: Flask) -> GateLookup:
-    """The gate's own small pool of autocommit connections, without pre-ping (see
-    ``stream.lookup``). SQLite shares the app's engine. Tests keep no connection."""
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    if uri.startswith("sqlite"):
-        with app.app_context():
-            return GateLookup(db.engine.execution_options(isolation_level="AUTOCOMMIT"), keep_connections=False)
-    if app.config.get("TESTING"):
-        return GateLookup(create_engine(uri, poolclass=NullPool, isolation_level="AUTOCOMMIT"), keep_connections=False)
-    engine = create_engine(uri, pool_size=16, max_overflow=16, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
-    return GateLookup(engine, keep_connections=True)
+    """PostgreSQL: the app's kept autocommit connections (see ``ticketing.autocommit``);
+    SQLite: the app's engine."""
+    with app.app_context():
+        return GateLookup(db.engine, app.extensions["guichet.autocommit"])

@@ -15,10 +15,11 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from ticketing.autocommit import is_database_error
 from ticketing.extensions import db
 from ticketing.models import utcnow
 from ticketing.stream import services
-from ticketing.stream.lookup import GateLookup, is_database_error
+from ticketing.stream.lookup import GateLookup
 
 log = logging.getLogger(__name__)
 
