@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, Signer, TimestampSigner, URLSafeTimedSerializer
 
 STREAM_TOKEN_SALT = "guichet.stream-token.v1"  # noqa: S105 - a salt, not a secret
 CREDENTIAL_PREFIX = "gv1"
@@ -39,6 +39,32 @@ _MAC_BYTES = 16
 class StreamTokenInvalid(ValueError):
     """A stream token or viewer credential that is not ours: forged, cut, or signed with a
     secret that is no longer configured."""
+
+
+class _KeyCachingSigner(TimestampSigner):
+    """itsdangerous derives the signing key from the secret (a SHA-1 over salt and secret)
+    on every call; it depends only on this signer's fixed settings, so derive it once."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        derived: dict[object, bytes] = self.__dict__.setdefault("_derived_keys", {})
+        key = derived.get(secret_key)
+        if key is None:
+            key = derived[secret_key] = super().derive_key(secret_key)
+        return key
+
+
+class _StreamTokenSerializer(URLSafeTimedSerializer):
+    """The serializer of stream tokens, keeping its signer instead of building one per
+    call: tokens are read on every watch page, heartbeat and session start."""
+
+    default_signer = _KeyCachingSigner
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        signers: dict[object, Signer] = self.__dict__.setdefault("_signers", {})
+        signer = signers.get(salt)
+        if signer is None:
+            signer = signers[salt] = super().make_signer(salt)
+        return signer
 
 
 @dataclass(frozen=True)
@@ -63,7 +89,7 @@ def stream_keys(secrets: tuple[str, ...]) -> StreamKeys:
     if not secrets:
         raise ValueError("at least one stream secret is needed")
     return StreamKeys(
-        serializer=URLSafeTimedSerializer(list(secrets), salt=STREAM_TOKEN_SALT),
+        serializer=_StreamTokenSerializer(list(secrets), salt=STREAM_TOKEN_SALT),
         credential_keys=tuple(_derive(secret) for secret in reversed(secrets)),
     )
 
