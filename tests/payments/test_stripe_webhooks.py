@@ -197,16 +197,20 @@ def test_payment_after_hold_expiry_issues_tickets_when_stock_remains(stripe_app,
     assert fake_stripe.sent("POST", "/v1/refunds") == []
 
 
-def test_payment_after_hold_expiry_without_stock_is_refunded_and_the_buyer_told(stripe_app, fake_stripe):
-    client = stripe_app.test_client()
-    event, _placed, session = paid_session(client, stripe_app, fake_stripe, capacity=2)
+def expire_hold_and_sell_out(stripe_app):
+    """The hold ends and is released; someone else buys the two seats meanwhile."""
     with stripe_app.app_context():
         db.session.execute(update(Order).values(hold_expires_at=Order.created_at))
         db.session.commit()
         release_expired_holds(db.session, dt.datetime.now(dt.UTC))
-        # Someone else bought the two seats meanwhile.
         db.session.execute(update(TicketType).values(sold=2))
         db.session.commit()
+
+
+def test_payment_after_hold_expiry_without_stock_is_refunded_and_the_buyer_told(stripe_app, fake_stripe):
+    client = stripe_app.test_client()
+    event, _placed, session = paid_session(client, stripe_app, fake_stripe, capacity=2)
+    expire_hold_and_sell_out(stripe_app)
 
     response = deliver(client, stripe_event("checkout.session.completed", session))
 
@@ -227,12 +231,7 @@ def test_payment_after_hold_expiry_without_stock_is_refunded_and_the_buyer_told(
 def test_with_a_mail_worker_a_late_payment_queues_its_refund_mail(stripe_app, fake_stripe):
     client = stripe_app.test_client()
     _event, _placed, session = paid_session(client, stripe_app, fake_stripe, capacity=2)
-    with stripe_app.app_context():
-        db.session.execute(update(Order).values(hold_expires_at=Order.created_at))
-        db.session.commit()
-        release_expired_holds(db.session, dt.datetime.now(dt.UTC))
-        db.session.execute(update(TicketType).values(sold=2))
-        db.session.commit()
+    expire_hold_and_sell_out(stripe_app)
 
     deliver(client, stripe_event("checkout.session.completed", session))
 
@@ -245,12 +244,7 @@ def test_refund_events_follow_the_refund_and_a_stale_one_does_not_undo_it(stripe
     client = stripe_app.test_client()
     _event, _placed, session = paid_session(client, stripe_app, fake_stripe, capacity=2)
     fake_stripe.refund_status = "pending"
-    with stripe_app.app_context():
-        db.session.execute(update(Order).values(hold_expires_at=Order.created_at))
-        db.session.commit()
-        release_expired_holds(db.session, dt.datetime.now(dt.UTC))
-        db.session.execute(update(TicketType).values(sold=2))
-        db.session.commit()
+    expire_hold_and_sell_out(stripe_app)
     deliver(client, stripe_event("checkout.session.completed", session))
     [refund_obj] = fake_stripe.refunds.values()
 

@@ -15,10 +15,11 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from ticketing.checkout.models import Order, OrderLine, Ticket
+from ticketing.checkout.models import Order
 from ticketing.checkout.presenter import ticket_presenter
+from ticketing.checkout.services import WITH_LINES_AND_TICKETS
 from ticketing.crypto import derive_access_token
 from ticketing.extensions import keyring
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
@@ -47,11 +48,7 @@ def render_order_paid(session: Session, order_id: uuid.UUID) -> OutgoingMail | N
     order = session.execute(
         select(Order)
         .where(Order.id == order_id)
-        .options(
-            selectinload(Order.lines).selectinload(OrderLine.ticket_type),
-            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
-            selectinload(Order.event),
-        )
+        .options(*WITH_LINES_AND_TICKETS)
         .execution_options(populate_existing=True)
     ).scalar()
     if order is None or order.status != "paid" or order.person_id is None:

@@ -633,21 +633,21 @@ def release_expired_holds(session: Session, now: dt.datetime, event_id: uuid.UUI
     return total
 
 
+# What the order page and the tickets mail show: lines, tickets and their types, the event.
+WITH_LINES_AND_TICKETS = (
+    selectinload(Order.lines).selectinload(OrderLine.ticket_type),
+    selectinload(Order.tickets).selectinload(Ticket.ticket_type),
+    selectinload(Order.event),
+)
+
+
 def find_order(session: Session, code: str, access_token: str) -> Order:
     """The order this code and token open; a wrong token is the same 404 as no order."""
     code = code.strip().upper()
     if not CODE_PATTERN.fullmatch(code):
         # Not a code we issue: no query (PostgreSQL would also refuse a NUL byte with a 500).
         raise NotFound(_("No order matches this link. Check that you copied the whole link."), code="order_not_found")
-    order = session.execute(
-        select(Order)
-        .where(Order.code == code)
-        .options(
-            selectinload(Order.lines).selectinload(OrderLine.ticket_type),
-            selectinload(Order.tickets).selectinload(Ticket.ticket_type),
-            selectinload(Order.event),
-        )
-    ).scalar()
+    order = session.execute(select(Order).where(Order.code == code).options(*WITH_LINES_AND_TICKETS)).scalar()
     if order is None or not access_token or not tokens_match(access_token, order.access_token_hash):
         raise NotFound(_("No order matches this link. Check that you copied the whole link."), code="order_not_found")
     return order
