@@ -255,3 +255,23 @@ def test_auth_request_answers_503_when_the_database_is_unreachable(app, client):
 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
+
+
+def test_auth_request_lane_answers_500_to_a_bug_and_logs_no_message(app, client, caplog):
+    from ticketing.stream.gate import AuthRequestLane
+
+    class Broken:
+        def row(self, viewer_id):
+            raise RuntimeError("x" * 3 + "-quoted-input")  # the stack shows this line, not its value
+
+    lane = app.wsgi_app
+    assert isinstance(lane, AuthRequestLane)
+    keys = app.extensions["guichet.stream_keys"]
+    credential = make_viewer_credential(keys, uuid.uuid4(), int(dt.datetime.now(dt.UTC).timestamp()) + 600)
+    lane.lookup = Broken()
+
+    response = auth(client, f"/hls/{credential}/live/index.m3u8")
+
+    assert response.status_code == 500
+    assert "RuntimeError" in caplog.text
+    assert "xxx-quoted-input" not in caplog.text and credential not in caplog.text

@@ -9,6 +9,7 @@ server asks on behalf of every viewer).
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,7 +65,13 @@ def nginx_auth_request() -> Response:
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-_STATUS_LINES = {204: "204 No Content", 401: "401 Unauthorized", 403: "403 Forbidden", 503: "503 Service Unavailable"}
+_STATUS_LINES = {
+    204: "204 No Content",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
 
 
 class AuthRequestLane:
@@ -87,13 +94,16 @@ class AuthRequestLane:
         headers = [("Content-Length", "0"), ("Cache-Control", "no-store")]
         try:
             status, reason = auth_request_decision(self.lookup, self.keys, environ.get("HTTP_X_ORIGINAL_URI", ""))
-        except Exception as error:
-            if not is_database_error(error):
-                raise
-            # As the app's own handler does: the type, never the message; nginx retries.
-            log.warning("database unavailable at GET %s: %s", AUTH_REQUEST_PATH, type(error).__name__)
-            status, reason = 503, None
-            headers.append(("Retry-After", "2"))
+        except Exception as error:  # noqa: BLE001 - answered and logged as the app's own handlers do
+            # The type (and for a bug, the stack), never the message: it could quote input.
+            if is_database_error(error):
+                log.warning("database unavailable at GET %s: %s", AUTH_REQUEST_PATH, type(error).__name__)
+                status, reason = 503, None
+                headers.append(("Retry-After", "2"))
+            else:
+                stack = "".join(traceback.format_tb(error.__traceback__))
+                log.error("unexpected %s at GET %s\n%s", type(error).__name__, AUTH_REQUEST_PATH, stack)
+                status, reason = 500, None
         if reason:
             headers.append(("X-Guichet-Refusal", reason))
         start_response(_STATUS_LINES[status], headers)
