@@ -53,7 +53,9 @@ from harness import (  # noqa: E402
     children_of,
     cpu_model,
     empty_database,
+    package_version,
     percentile,
+    production_environ,
     stat_fields,
     verdict,
 )
@@ -113,17 +115,7 @@ def machine_busy() -> tuple[int, int]:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    from ticketing.crypto.keys import key_environ
-
-    keys = key_environ()
-    return {
-        **keys,
-        "TICKETING_ENV": "production",
-        "TICKETING_DATABASE_URL": DATABASE_URL,
-        "TICKETING_INSTANCE_PATH": str(instance),
-        "TICKETING_LOG_LEVEL": "WARNING",
-        "TICKETING_RATELIMIT_ENABLED": "false",
-    }
+    return production_environ(instance, DATABASE_URL, TICKETING_RATELIMIT_ENABLED="false")
 
 
 def recreate_database() -> dict[str, str]:
@@ -435,15 +427,6 @@ def read_database(event_id: str) -> dict[str, int]:
             }
     finally:
         engine.dispose()
-
-
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

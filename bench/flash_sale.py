@@ -59,7 +59,9 @@ from harness import (  # noqa: E402
     children_of,
     cpu_model,
     empty_database,
+    package_version,
     percentile,
+    production_environ,
     stat_fields,
     verdict,
 )
@@ -97,15 +99,6 @@ def server_settings() -> dict[str, str]:
             }
     finally:
         engine.dispose()
-
-
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
 
 
 # --------------------------------------------------------------------------- /proc readings
@@ -166,17 +159,7 @@ def postgres_backends(database: str) -> list[int]:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    from ticketing.crypto.keys import key_environ
-
-    keys = key_environ()
-    return {
-        **keys,
-        "TICKETING_ENV": "production",
-        "TICKETING_DATABASE_URL": DATABASE_URL,
-        "TICKETING_INSTANCE_PATH": str(instance),
-        "TICKETING_LOG_LEVEL": "WARNING",
-        "BASELINE_DATABASE_URL": DATABASE_URL,
-    }
+    return production_environ(instance, DATABASE_URL, BASELINE_DATABASE_URL=DATABASE_URL)
 
 
 def recreate_database() -> None:

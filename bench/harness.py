@@ -33,6 +33,31 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def production_environ(instance: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """Guichet's environment for a benchmark server: production mode with fresh keys, the
+    benchmark's own database and instance folder, warnings only; ``extra`` adds or
+    overrides variables."""
+    from ticketing.crypto.keys import key_environ  # the benchmark put the project on sys.path
+
+    return {
+        **key_environ(),
+        "TICKETING_ENV": "production",
+        "TICKETING_DATABASE_URL": database_url,
+        "TICKETING_INSTANCE_PATH": str(instance),
+        "TICKETING_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def empty_database(server_url: str, database: str) -> dict[str, str]:
     """Create the benchmark's own database if needed and empty its schema.
 

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from harness import cpu_model, empty_database, free_port, verdict  # noqa: E402
+from harness import cpu_model, empty_database, free_port, production_environ, verdict  # noqa: E402
 
 DATABASE = "guichet_bench_stream"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -61,18 +61,12 @@ def recreate_database() -> str:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    from ticketing.crypto.keys import key_environ, new_key_values
+    from ticketing.crypto.keys import new_key_values
 
-    keys = key_environ()
-    return {
-        **keys,
-        "TICKETING_ENV": "production",
-        "TICKETING_DATABASE_URL": DATABASE_URL,
-        "TICKETING_INSTANCE_PATH": str(instance),
-        # Two secrets, as after a rotation: the older verifies, the newer signs.
-        "TICKETING_STREAM_SECRETS": f"{new_key_values()['stream_secrets']},{keys['TICKETING_STREAM_SECRETS']}",
-        "TICKETING_LOG_LEVEL": "WARNING",
-    }
+    environ = production_environ(instance, DATABASE_URL)
+    # Two secrets, as after a rotation: the older verifies, the newer signs.
+    environ["TICKETING_STREAM_SECRETS"] = f"{new_key_values()['stream_secrets']},{environ['TICKETING_STREAM_SECRETS']}"
+    return environ
 
 
 def seed(app: Any) -> tuple[list[str], list[str]]:

@@ -55,7 +55,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from harness import GunicornServer, RunBroken, cpu_model, empty_database, free_port, percentile  # noqa: E402
+from harness import (  # noqa: E402
+    GunicornServer,
+    RunBroken,
+    cpu_model,
+    empty_database,
+    free_port,
+    package_version,
+    percentile,
+    production_environ,
+)
 
 DATABASE = "guichet_bench_stripe"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -71,15 +80,6 @@ TARGET_EVENTS_PER_SECOND = 300.0
 TARGET_DOUBLE_ISSUES = 0
 
 
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
-
-
 def server_version() -> str:
     engine = sa.create_engine(f"{SERVER_URL}/postgres")
     try:
@@ -90,24 +90,18 @@ def server_version() -> str:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    from ticketing.crypto.keys import key_environ
-
-    keys = key_environ()
-    return {
-        **keys,
-        "TICKETING_ENV": "production",
-        "TICKETING_DATABASE_URL": DATABASE_URL,
-        "TICKETING_INSTANCE_PATH": str(instance),
-        "TICKETING_LOG_LEVEL": "WARNING",
-        "TICKETING_RATELIMIT_ENABLED": "false",
-        "TICKETING_BASE_URL": "https://tickets.example.org",
+    return production_environ(
+        instance,
+        DATABASE_URL,
+        TICKETING_RATELIMIT_ENABLED="false",
+        TICKETING_BASE_URL="https://tickets.example.org",
         # Webhooks queue the tickets mail; the drain after the timed phase sends it.
-        "TICKETING_MAIL_DELIVERY": "worker",
-        "STRIPE_SECRET_KEY": "sk_test_bench",
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        TICKETING_MAIL_DELIVERY="worker",
+        STRIPE_SECRET_KEY="sk_test_bench",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         # Nothing listens there: the run proves that paying orders never calls Stripe.
-        "STRIPE_API_BASE": f"http://{HOST}:{free_port()}",
-    }
+        STRIPE_API_BASE=f"http://{HOST}:{free_port()}",
+    )
 
 
 def recreate_database() -> None:
