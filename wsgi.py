@@ -1,4 +1,4 @@
-"""Entry point for gunicorn and ``flask --app wsgi``: ``gunicorn -w 4 wsgi:app``."""
+"""Entry point for gunicorn and ``flask --app wsgi``: ``gunicorn -k ticketing.serving.SyncWorker wsgi:app``."""
 
 from ticketing import create_app
 

@@ -12,8 +12,8 @@ What it does, in one run:
    connections on PostgreSQL (BEGIN/COMMIT are not statements; autocommit sends none).
 3. Measures offline verification in Python (``tickets.payload.verify_ticket``, what a
    Python scanner does with the bundle): verifications per second on one core.
-4. Serves Guichet (``wsgi:app``) under gunicorn (sync workers, 2 x cores + 1, as README
-   deploys them behind nginx) and sends 6,000 scans from 8 concurrent doors on
+4. Serves Guichet (``wsgi:app``) under gunicorn (``ticketing.serving.SyncWorker``,
+   2 x cores + 1, as README deploys them behind nginx) and sends 6,000 scans from 8 concurrent doors on
    127.0.0.1: each ticket once, plus 1,000 duplicates scanned by another door.
 5. Reads the database afterwards for double admissions and prints every figure with the
    machine and the issue's targets (PASS/FAIL).
@@ -440,7 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A gthread worker keeps the keep-alive connections it accepted, so with 8 doors
     # connecting at once one worker can hold several of them on one core (the GIL) while
     # another idles: measured here, 580 to 850 scans/s from one run to the next.
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
+    parser.add_argument(
+        "--worker-class",
+        default="ticketing.serving.SyncWorker",
+        help="gunicorn worker class (default ticketing.serving.SyncWorker, as README deploys)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

@@ -9,8 +9,8 @@ Run: ``.venv/bin/python bench/stream_gate.py`` (about a minute; ``--help`` lists
    viewer-credential verifications (HMAC), with no database, then whole gate decisions
    (credential + the one PostgreSQL lookup) through the service function.
 3. Serves ``bench/stream_gate_app.py`` (Guichet plus a bare 204 route) under gunicorn
-   (sync workers, 2 x cores + 1, as README's deployment section runs the gate behind
-   nginx) and drives it with ``wrk`` (Debian's package; C, so the load client costs
+   (``ticketing.serving.SyncWorker``, 2 x cores + 1, as README's deployment section runs
+   the gate behind nginx) and drives it with ``wrk`` (Debian's package; C, so the load client costs
    little of the 2 cores it shares with the server) from 64 connections for 20 s on each
    route: ``/stream/auth`` rotating over the 64 credentials in ``X-Original-URI``, then
    ``/bench/bare``. Prints decisions/s, p50/p99 and the ratio, with the issue's targets.
@@ -51,6 +51,7 @@ HOST = "127.0.0.1"
 STREAM = "benchlive"
 VIEWERS = 64
 
+DEPLOYED_WORKER = "ticketing.serving.SyncWorker"  # README, "Workers"
 TARGET_RATIO = 0.60
 TARGET_P99_MS = 20.0
 TARGET_VERIFICATIONS_PER_CORE = 50_000
@@ -270,7 +271,10 @@ def main() -> int:
     # Sync workers, as behind nginx: a gthread worker keeps every keep-alive connection it
     # accepted, and when 64 arrive at once one worker can take most of them and run them on
     # one core (the GIL); measured here, that doubles the p99 from one run to the next.
-    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
+    # README's sync worker (ticketing.serving) closes at once what it can; -k sync compares.
+    parser.add_argument(
+        "--worker-class", default=DEPLOYED_WORKER, help=f"gunicorn worker class (default {DEPLOYED_WORKER})"
+    )
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (default 1)")
     parser.add_argument("--in-process-seconds", type=float, default=3.0, help="per in-process figure (default 3)")
     args = parser.parse_args()
