@@ -6,8 +6,9 @@ unread in the kernel cannot turn the close into a reset that erases the answer. 
 worker answers with ``Connection: close`` and serves one connection at a time, so it then
 sits until the peer has been scheduled, has read the answer and has closed: one more
 wakeup and wait on every request, and for the streaming gate that is every playlist and
-segment of every viewer. On the 2 shared cores of ``bench/stream_gate.py`` it cost a
-third or more of the throughput of a bare route, and of the gate.
+segment of every viewer. On 2 shared cores, in paired runs, a bare WSGI app under
+gunicorn answered a third or more requests per second without that wait, and the gate's
+p99 under ``bench/stream_gate.py``'s load was a fifth lower.
 
 This worker keeps gunicorn's way where it protects something: when request bytes are
 still unread (a body the app did not read, a pipelined request), gunicorn closes as it
