@@ -13,8 +13,9 @@ What it does, in one run:
 3. Measures offline verification in Python (``tickets.payload.verify_ticket``, what a
    Python scanner does with the bundle): verifications per second on one core.
 4. Serves Guichet (``wsgi:app``) under gunicorn (``ticketing.serving.SyncWorker``,
-   2 x cores + 1, as README deploys them behind nginx) and sends 6,000 scans from 8 concurrent doors on
-   127.0.0.1: each ticket once, plus 1,000 duplicates scanned by another door.
+   2 x cores + 1, as README deploys them behind nginx) and sends 6,000 scans from 8
+   concurrent doors on 127.0.0.1: each ticket once, plus 1,000 duplicates scanned by
+   another door.
 5. Reads the database afterwards for double admissions and prints every figure with the
    machine and the issue's targets (PASS/FAIL).
 
@@ -48,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from harness import (  # noqa: E402
+    DEPLOYED_WORKER,
     GunicornServer,
     RunBroken,
     children_of,
@@ -442,8 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # another idles: measured here, 580 to 850 scans/s from one run to the next.
     parser.add_argument(
         "--worker-class",
-        default="ticketing.serving.SyncWorker",
-        help="gunicorn worker class (default ticketing.serving.SyncWorker, as README deploys)",
+        default=DEPLOYED_WORKER,
+        help=f"gunicorn worker class (default {DEPLOYED_WORKER}, as README deploys)",
     )
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
     args = parser.parse_args(argv)

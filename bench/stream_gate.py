@@ -10,9 +10,9 @@ Run: ``.venv/bin/python bench/stream_gate.py`` (about a minute; ``--help`` lists
    (credential + the one PostgreSQL lookup) through the service function.
 3. Serves ``bench/stream_gate_app.py`` (Guichet plus a bare 204 route) under gunicorn
    (``ticketing.serving.SyncWorker``, 2 x cores + 1, as README's deployment section runs
-   the gate behind nginx) and drives it with ``wrk`` (Debian's package; C, so the load client costs
-   little of the 2 cores it shares with the server) from 64 connections for 20 s on each
-   route: ``/stream/auth`` rotating over the 64 credentials in ``X-Original-URI``, then
+   the gate behind nginx) and drives it with ``wrk`` (Debian's package; C, so the load
+   client costs little of the 2 cores it shares with the server) from 64 connections for
+   20 s on each route: ``/stream/auth`` rotating over the 64 credentials in ``X-Original-URI``, then
    ``/bench/bare``. Prints decisions/s, p50/p99 and the ratio, with the issue's targets.
    ``/stream/auth`` is answered in front of Flask (``stream.gate.AuthRequestLane``);
    the bare route goes through Flask, so the ratio can pass 100%.
@@ -42,7 +42,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from harness import cpu_model, empty_database, free_port, production_environ, verdict  # noqa: E402
+from harness import (  # noqa: E402
+    DEPLOYED_WORKER,
+    cpu_model,
+    empty_database,
+    free_port,
+    production_environ,
+    verdict,
+)
 
 DATABASE = "guichet_bench_stream"
 SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -51,7 +58,6 @@ HOST = "127.0.0.1"
 STREAM = "benchlive"
 VIEWERS = 64
 
-DEPLOYED_WORKER = "ticketing.serving.SyncWorker"  # README, "Workers"
 TARGET_RATIO = 0.60
 TARGET_P99_MS = 20.0
 TARGET_VERIFICATIONS_PER_CORE = 50_000
