@@ -9,18 +9,43 @@ PostgreSQL each thread keeps one autocommit psycopg connection and runs server-s
 prepared statements on it: one round trip each, no BEGIN, no pre-ping. A connection found
 dead is replaced, and a statement safe to repeat is tried once more.
 
+The gate's lookup goes one step further (``fetch_raw``): straight to libpq, at about half
+psycopg's CPU per statement. Under ``bench/stream_gate.py``'s load that took the gate
+from four fifths of a do-nothing route's throughput to the same.
+
 SQLite (one process, small venues) has no such need; callers use Core there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
+import psycopg
+from psycopg import pq
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
+RawParameters = Sequence[bytes | None]  # text, or None for NULL
+RawRow = tuple[bytes | None, ...]
+
+
+class RawStatement(NamedTuple):
+    """A statement for ``AutocommitConnections.fetch_raw``, in libpq's own terms.
+
+    ``sql`` uses ``$1, $2 ...`` placeholders; the server infers their types when it
+    prepares the statement, so parameters travel as text. Columns come back in
+    PostgreSQL's binary format, which needs no parsing: ``pg_text`` and ``pg_timestamp``
+    read the two kinds the gate selects.
+    """
+
+    name: bytes  # the server-side prepared statement's name, unique among RawStatements
+    sql: bytes
 
 
 class AutocommitConnections:
@@ -31,6 +56,8 @@ class AutocommitConnections:
         # Tests keep no connection between calls, so none outlives the app under test.
         self.keep_connections = keep_connections
         self._local = threading.local()
+        # The RawStatements prepared on each psycopg connection (kept or pooled).
+        self._prepared: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
 
     def fetch_one(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any], *, repeatable: bool) -> Any:
         """The first row (a tuple) of one prepared statement, or None.
@@ -39,10 +66,39 @@ class AutocommitConnections:
         that died since its last use is replaced and the statement tried again. A write is
         not repeated: its first try may have committed before the connection broke.
         """
+        return self._attempt(
+            lambda connection: connection.driver_connection.execute(sql, parameters, prepare=True).fetchone(),
+            repeatable=repeatable,
+        )
+
+    def fetch_raw(self, statement: RawStatement, parameters: RawParameters, *, repeatable: bool) -> RawRow | None:
+        """The first row of a ``RawStatement``, as binary column values, or None.
+
+        psycopg's ``execute`` spends more CPU than the round trip on its cursor, adapters
+        and generator-driven waiting; libpq's ``PQexecPrepared`` through psycopg's ``pq``
+        module makes the same round trip in C (releasing the GIL while it waits). Errors
+        are psycopg's own classes, so callers and ``is_disconnect`` treat both paths alike;
+        ``repeatable`` is as for ``fetch_one``.
+        """
+        return self._attempt(
+            lambda connection: self._execute_raw(connection.driver_connection, statement, parameters),
+            repeatable=repeatable,
+        )
+
+    def run(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> None:
+        """One prepared statement whose result is not needed, never repeated (see ``fetch_one``)."""
+        self._attempt(
+            lambda connection: connection.driver_connection.execute(sql, parameters, prepare=True),
+            repeatable=False,
+        )
+
+    def _attempt(self, statement: Callable[[Any], T], *, repeatable: bool) -> T:
+        """Run ``statement`` on this thread's connection; a connection that fails is dropped,
+        and a repeatable statement whose connection had died is tried once more."""
         for attempt in (1, 2):
             connection = self._connection()
             try:
-                row = connection.driver_connection.execute(sql, parameters, prepare=True).fetchone()
+                result = statement(connection)
             except Exception as error:  # noqa: BLE001 - the driver's own error types; re-raised below
                 self._drop(connection)
                 if attempt == 2 or not repeatable or not is_disconnect(error):
@@ -50,19 +106,23 @@ class AutocommitConnections:
                 continue
             if not self.keep_connections:
                 connection.close()
-            return row
-        return None
+            return result
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def run(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> None:
-        """One prepared statement whose result is not needed, never repeated (see ``fetch_one``)."""
-        connection = self._connection()
-        try:
-            connection.driver_connection.execute(sql, parameters, prepare=True)
-        except Exception:
-            self._drop(connection)
-            raise
-        if not self.keep_connections:
-            connection.close()
+    def _execute_raw(self, driver_connection: Any, statement: RawStatement, parameters: RawParameters) -> RawRow | None:
+        pgconn = driver_connection.pgconn
+        prepared = self._prepared.setdefault(driver_connection, set())
+        if statement.name not in prepared:
+            _raise_unless_ok(pgconn, pgconn.prepare(statement.name, statement.sql))
+            prepared.add(statement.name)
+        result = pgconn.exec_prepared(statement.name, parameters, None, pq.Format.BINARY)
+        if _sqlstate(result) == _NO_SUCH_PREPARED_STATEMENT:  # DEALLOCATE ALL, DISCARD ALL: prepare again
+            _raise_unless_ok(pgconn, pgconn.prepare(statement.name, statement.sql))
+            result = pgconn.exec_prepared(statement.name, parameters, None, pq.Format.BINARY)
+        _raise_unless_ok(pgconn, result)
+        if result.ntuples == 0:
+            return None
+        return tuple(result.get_value(0, column) for column in range(result.nfields))
 
     def current_backend_pid(self) -> int | None:
         """The server process of this thread's kept connection (tests kill it on purpose)."""
@@ -91,6 +151,50 @@ class AutocommitConnections:
             connection.invalidate()
 
 
+_NO_SUCH_PREPARED_STATEMENT = "26000"  # invalid_sql_statement_name
+
+
+def _sqlstate(result: Any) -> str | None:
+    code = result.error_field(pq.DiagnosticField.SQLSTATE)
+    return code.decode("ascii") if code else None
+
+
+def _raise_unless_ok(pgconn: Any, result: Any) -> None:
+    """Raise what psycopg would for a failed libpq result: the SQLSTATE's error class,
+    or, with no SQLSTATE (the connection broke), ``OperationalError``."""
+    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return
+    message = (result.error_message or pgconn.error_message or b"libpq gave no message").decode("utf-8", "replace")
+    sqlstate = _sqlstate(result)
+    if sqlstate is None:
+        raise psycopg.OperationalError(message.strip())
+    try:
+        error_class = psycopg.errors.lookup(sqlstate)
+    except KeyError:  # a code newer than this psycopg
+        error_class = psycopg.DatabaseError
+    raise error_class(message.strip())
+
+
+_POSTGRES_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def pg_timestamp(value: bytes | None) -> dt.datetime | None:
+    """A ``timestamp`` or ``timestamptz`` column in binary format, as an aware UTC datetime.
+
+    Both are microseconds since 2000-01-01 as a big-endian int64: UTC for timestamptz,
+    and for the naive timestamps ``UTCDateTime`` stores, UTC by that type's contract.
+    """
+    if value is None:
+        return None
+    return _POSTGRES_EPOCH + dt.timedelta(microseconds=int.from_bytes(value, "big", signed=True))
+
+
+def pg_text(value: bytes | None) -> str | None:
+    """A text or varchar column in binary format: its bytes in the client encoding, which
+    ``autocommit_connections`` sets to UTF-8."""
+    return None if value is None else value.decode("utf-8")
+
+
 def autocommit_connections(uri: str, *, testing: bool) -> AutocommitConnections | None:
     """PostgreSQL only (None for SQLite): a small pool of its own, in autocommit, no pre-ping.
 
@@ -99,19 +203,22 @@ def autocommit_connections(uri: str, *, testing: bool) -> AutocommitConnections 
     """
     if not uri.startswith("postgresql"):
         return None
-    engine = create_engine(uri, pool_size=16, max_overflow=16, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
+    engine = create_engine(
+        uri,
+        pool_size=16,
+        max_overflow=16,
+        pool_pre_ping=False,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"client_encoding": "utf8"},  # what pg_text decodes
+    )
     return AutocommitConnections(engine, keep_connections=not testing)
 
 
 def is_database_error(error: Exception) -> bool:
     """An error of the database or its driver, raw (psycopg) or wrapped (SQLAlchemy)."""
-    import psycopg
-
     return isinstance(error, (psycopg.Error, DBAPIError))
 
 
 def is_disconnect(error: Exception) -> bool:
     """A server restart, a killed backend, a network cut: psycopg's OperationalError family."""
-    import psycopg
-
     return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))

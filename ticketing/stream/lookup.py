@@ -1,9 +1,9 @@
 """The gate's one database lookup, made as cheap as a query can be.
 
 Every playlist and segment request of every viewer reaches the gate, so on PostgreSQL
-its lookup is one server-side prepared statement on a kept autocommit connection (see
-``ticketing.autocommit``). SQLite (one process, small venues, tests) goes through Core
-on the app's engine.
+its lookup is one server-side prepared statement on a kept autocommit connection, run
+through libpq directly (``AutocommitConnections.fetch_raw``). SQLite (one process, small
+venues, tests) goes through Core on the app's engine.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Engine, bindparam, select
 
-from ticketing.autocommit import AutocommitConnections
+from ticketing.autocommit import AutocommitConnections, RawStatement, pg_text, pg_timestamp
 from ticketing.catalog.models import Event
 from ticketing.checkout.models import Ticket
 from ticketing.stream.models import ViewerSession
@@ -32,11 +32,12 @@ CORE_QUERY = (
     .where(ViewerSession.id == bindparam("viewer_id"))
 )
 
-# The same query for psycopg, written out so that it can be prepared once per connection.
-POSTGRES_QUERY = (
-    "SELECT viewer_session.ended_at, viewer_session.expires_at, ticket.status, event.status, event.stream_name "
-    "FROM viewer_session JOIN ticket ON ticket.id = viewer_session.ticket_id "
-    "JOIN event ON event.id = ticket.event_id WHERE viewer_session.id = %s"
+# The same query for libpq, written out so that it can be prepared once per connection.
+POSTGRES_STATEMENT = RawStatement(
+    b"guichet_gate_row",
+    b"SELECT viewer_session.ended_at, viewer_session.expires_at, ticket.status, event.status, event.stream_name "
+    b"FROM viewer_session JOIN ticket ON ticket.id = viewer_session.ticket_id "
+    b"JOIN event ON event.id = ticket.event_id WHERE viewer_session.id = $1",
 )
 
 
@@ -46,10 +47,6 @@ class GateRow(NamedTuple):
     status: str
     event_status: str
     stream_name: str | None
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 class GateLookup:
@@ -64,8 +61,14 @@ class GateLookup:
             with self.engine.connect() as connection:
                 found = connection.execute(CORE_QUERY, {"viewer_id": viewer_id}).first()
             return GateRow(*found) if found else None
-        found = self.connections.fetch_one(POSTGRES_QUERY, (viewer_id,), repeatable=True)
+        found = self.connections.fetch_raw(POSTGRES_STATEMENT, (str(viewer_id).encode("ascii"),), repeatable=True)
         if found is None:
             return None
         ended_at, expires_at, status, event_status, stream_name = found
-        return GateRow(_utc(ended_at), _utc(expires_at), status, event_status, stream_name)
+        return GateRow(
+            pg_timestamp(ended_at),
+            pg_timestamp(expires_at),
+            pg_text(status),
+            pg_text(event_status),
+            pg_text(stream_name),
+        )
