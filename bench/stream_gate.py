@@ -12,10 +12,11 @@ Run: ``.venv/bin/python bench/stream_gate.py`` (about a minute; ``--help`` lists
    (``ticketing.serving.SyncWorker``, 2 x cores + 1, as README's deployment section runs
    the gate behind nginx) and drives it with ``wrk`` (Debian's package; C, so the load
    client costs little of the 2 cores it shares with the server) from 64 connections for
-   20 s on each route: ``/stream/auth`` rotating over the 64 credentials in ``X-Original-URI``, then
-   ``/bench/bare``. Prints decisions/s, p50/p99 and the ratio, with the issue's targets.
-   ``/stream/auth`` is answered in front of Flask (``stream.gate.AuthRequestLane``);
-   the bare route goes through Flask, so the ratio can pass 100%.
+   20 s on each route: ``/stream/auth`` rotating over the 64 credentials in
+   ``X-Original-URI``, then ``/bench/bare``. Prints decisions/s, p50/p99 and the ratio,
+   with the issue's targets. ``/stream/auth`` is answered in front of Flask
+   (``stream.gate.AuthRequestLane``); the bare route goes through Flask, so the ratio can
+   pass 100%.
 
 A measurement, not a test: exit code 0 whatever the figures. Everything it starts is
 stopped by pid.

@@ -74,11 +74,11 @@ class AutocommitConnections:
     def fetch_raw(self, statement: RawStatement, parameters: RawParameters, *, repeatable: bool) -> RawRow | None:
         """The first row of a ``RawStatement``, as binary column values, or None.
 
-        psycopg's ``execute`` spends more CPU than the round trip on its cursor, adapters
-        and generator-driven waiting; libpq's ``PQexecPrepared`` through psycopg's ``pq``
-        module makes the same round trip in C (releasing the GIL while it waits). Errors
-        are psycopg's own classes, so callers and ``is_disconnect`` treat both paths alike;
-        ``repeatable`` is as for ``fetch_one``.
+        psycopg's ``execute`` spends nearly as much CPU as the round trip itself on its
+        cursor, adapters and generator-driven waiting; libpq's ``PQexecPrepared``, through
+        psycopg's ``pq`` module, makes the same round trip in C (releasing the GIL while it
+        waits). Errors are psycopg's own classes, so callers and ``is_disconnect`` treat
+        both paths alike; ``repeatable`` is as for ``fetch_one``.
         """
         return self._attempt(
             lambda connection: self._execute_raw(connection.driver_connection, statement, parameters),
@@ -111,13 +111,15 @@ class AutocommitConnections:
 
     def _execute_raw(self, driver_connection: Any, statement: RawStatement, parameters: RawParameters) -> RawRow | None:
         pgconn = driver_connection.pgconn
-        prepared = self._prepared.setdefault(driver_connection, set())
+        prepared = self._prepared.get(driver_connection)
+        if prepared is None:
+            prepared = self._prepared[driver_connection] = set()
         if statement.name not in prepared:
-            _raise_unless_ok(pgconn, pgconn.prepare(statement.name, statement.sql))
+            _prepare(pgconn, statement)
             prepared.add(statement.name)
         result = pgconn.exec_prepared(statement.name, parameters, None, pq.Format.BINARY)
-        if _sqlstate(result) == _NO_SUCH_PREPARED_STATEMENT:  # DEALLOCATE ALL, DISCARD ALL: prepare again
-            _raise_unless_ok(pgconn, pgconn.prepare(statement.name, statement.sql))
+        if result.status == pq.ExecStatus.FATAL_ERROR and _sqlstate(result) == _NO_SUCH_PREPARED_STATEMENT:
+            _prepare(pgconn, statement)  # lost to a DEALLOCATE ALL or DISCARD ALL: prepare again
             result = pgconn.exec_prepared(statement.name, parameters, None, pq.Format.BINARY)
         _raise_unless_ok(pgconn, result)
         if result.ntuples == 0:
@@ -152,6 +154,10 @@ class AutocommitConnections:
 
 
 _NO_SUCH_PREPARED_STATEMENT = "26000"  # invalid_sql_statement_name
+
+
+def _prepare(pgconn: Any, statement: RawStatement) -> None:
+    _raise_unless_ok(pgconn, pgconn.prepare(statement.name, statement.sql))
 
 
 def _sqlstate(result: Any) -> str | None:
