@@ -1,6 +1,7 @@
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 
@@ -57,6 +58,27 @@ def get_metadata():
     return target_db.metadata
 
 
+# Before 2026-12-05 the files were numbered in the order their issues were filed, not in
+# the order they were applied. A development database stamped with an old id is moved to
+# the same revision under its new id, so that it upgrades instead of failing.
+OLD_REVISION_IDS = {
+    "0004_privacy": "0002_privacy",
+    "0006_checkin": "0003_checkin",
+    "0007_stream": "0004_stream",
+    "0008_mail_queue": "0006_mail_queue",
+}
+
+
+def _renumber_old_revision(connection):
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return
+    for old, new in OLD_REVISION_IDS.items():
+        connection.execute(
+            sa.text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"), {"new": new, "old": old}
+        )
+    connection.commit()
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -101,6 +123,7 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        _renumber_old_revision(connection)
         context.configure(connection=connection, target_metadata=get_metadata(), render_item=render_item, **conf_args)
 
         with context.begin_transaction():

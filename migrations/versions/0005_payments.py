@@ -1,7 +1,7 @@
 """payments: provider events, refunds, Stripe session ref, refund cut-off, new order statuses
 
 Revision ID: 0005_payments
-Revises: 0007_stream
+Revises: 0004_stream
 Create Date: 2026-11-25 22:44:04.575566
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0005_payments'
-down_revision = '0007_stream'
+down_revision = '0004_stream'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """livestream: event stream settings, viewer sessions
 
-Revision ID: 0007_stream
-Revises: 0006_checkin
+Revision ID: 0004_stream
+Revises: 0003_checkin
 Create Date: 2026-11-25 22:45:23.077641
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0007_stream'
-down_revision = '0006_checkin'
+revision = '0004_stream'
+down_revision = '0003_checkin'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """mail outbox: mail_queue, one row per mail owed (kind and subject id, no personal data)
 
-Revision ID: 0008_mail_queue
+Revision ID: 0006_mail_queue
 Revises: 0005_payments
 Create Date: 2026-12-02 10:12:40.218811
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0008_mail_queue'
+revision = '0006_mail_queue'
 down_revision = '0005_payments'
 branch_labels = None
 depends_on = None

@@ -1,6 +1,6 @@
 """privacy: erasure receipts, single-use tokens, event retention, blind-index key ids
 
-Revision ID: 0004_privacy
+Revision ID: 0002_privacy
 Revises: 0001_foundation
 Create Date: 2026-11-25 22:43:52.679116
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0004_privacy'
+revision = '0002_privacy'
 down_revision = '0001_foundation'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """checkin
 
-Revision ID: 0006_checkin
-Revises: 0004_privacy
+Revision ID: 0003_checkin
+Revises: 0002_privacy
 Create Date: 2026-11-25 22:46:27.322703
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = "0006_checkin"
-down_revision = "0004_privacy"
+revision = "0003_checkin"
+down_revision = "0002_privacy"
 branch_labels = None
 depends_on = None
 
