@@ -70,13 +70,14 @@ OLD_REVISION_IDS = {
 
 
 def _renumber_old_revision(connection):
-    if not sa.inspect(connection).has_table("alembic_version"):
-        return
-    for old, new in OLD_REVISION_IDS.items():
-        connection.execute(
-            sa.text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"), {"new": new, "old": old}
-        )
-    connection.commit()
+    with connection.begin():
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return
+        for old, new in OLD_REVISION_IDS.items():
+            connection.execute(
+                sa.text("UPDATE alembic_version SET version_num = :new WHERE version_num = :old"),
+                {"new": new, "old": old},
+            )
 
 
 def run_migrations_offline():
