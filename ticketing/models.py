@@ -53,14 +53,33 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC)
 
 
+WROTE = "guichet_wrote"
+
+
+class WriteInOpenTransaction(RuntimeError):
+    """``begin_write`` was called while the session's transaction had already written:
+    committing that silently would join two units of work, rolling it back would lose one."""
+
+
 def configure_engine(engine: Engine) -> None:
-    """Make SQLite safe under concurrency; PostgreSQL needs nothing.
+    """Track writes for ``begin_write``; make SQLite safe under concurrency.
 
     pysqlite's own transaction handling is switched off so that we issue BEGIN ourselves:
     writers take ``BEGIN IMMEDIATE`` (see ``begin_write``), which waits for the write lock
     up front. A deferred transaction that reads first and writes later can fail with
     "database is locked" when another writer got in between, whatever the busy timeout.
     """
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _note_write(connection: Connection, _cursor, _statement, _parameters, context, _many) -> None:  # type: ignore[no-untyped-def]
+        if context.isinsert or context.isupdate or context.isdelete:
+            connection.info[WROTE] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _forget_writes(connection: Connection) -> None:
+        connection.info.pop(WROTE, None)
+
     if engine.dialect.name != "sqlite":
         return
 
@@ -81,12 +100,18 @@ def configure_engine(engine: Engine) -> None:
 
 
 def begin_write(session: Session | scoped_session[Session]) -> None:
-    """Start the transaction of a service that writes.
+    """Start the transaction of a service that writes: one unit of work, from here to its
+    commit.
 
     On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``); on PostgreSQL it is a
-    plain transaction. Call it before the service's first statement.
+    plain transaction. Call it before the service's first statement. A transaction left
+    open by reads only (a route that loaded the event before calling the service) is
+    ended first, which loses nothing; one that has written, or holds unflushed changes,
+    raises ``WriteInOpenTransaction``: its owner must commit or roll back first.
     """
     real = session() if isinstance(session, scoped_session) else session
     if real.in_transaction():
-        real.commit()
+        if real.new or real.dirty or real.deleted or real.connection().info.get(WROTE, False):
+            raise WriteInOpenTransaction("begin_write inside a transaction that has written; commit or roll back first")
+        real.commit()  # nothing written: this only ends the read, and keeps loaded objects usable
     real.connection(execution_options={"guichet_write": True})
