@@ -104,7 +104,7 @@ def seed_events(app) -> tuple[list[tuple[uuid.UUID, uuid.UUID]], tuple[uuid.UUID
 
 def copy_buyers(app, count: int, events: list[tuple[uuid.UUID, uuid.UUID]], prefix: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """Persons, data keys and paid orders through COPY; returns (code, access token) pairs."""
-    from ticketing.checkout.services import new_order_code
+    from ticketing.checkout.orders import new_order_code
     from ticketing.crypto import (
         blind_index,
         derive_access_token,

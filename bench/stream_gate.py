@@ -83,7 +83,7 @@ def seed(app: Any) -> tuple[list[str], list[str]]:
 
     from ticketing.catalog.models import Event, TicketType
     from ticketing.catalog.services import create_organizer
-    from ticketing.checkout.services import OrderItem, OrderRequest, place_order
+    from ticketing.checkout.orders import OrderItem, OrderRequest, place_order
     from ticketing.extensions import db, keyring
     from ticketing.models import utcnow
     from ticketing.stream import services

@@ -124,7 +124,7 @@ def seed_orders(app: Any, count: int) -> tuple[str, list[PendingOrder]]:
 
     from ticketing.catalog.models import Event, TicketType
     from ticketing.catalog.services import create_organizer
-    from ticketing.checkout.services import OrderItem, OrderRequest, place_order
+    from ticketing.checkout.orders import OrderItem, OrderRequest, place_order
     from ticketing.extensions import db, keyring
     from ticketing.models import utcnow
 

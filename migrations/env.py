@@ -124,11 +124,24 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a SQLite table by dropping the old one, and with foreign
+            # keys enforced that drop runs the ON DELETE actions: it would empty data_key
+            # (CASCADE) and unlink every order (SET NULL). The pragma only works outside a
+            # transaction, so it goes straight to the driver, before anything begins.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         _renumber_old_revision(connection)
         context.configure(connection=connection, target_metadata=get_metadata(), render_item=render_item, **conf_args)
 
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -488,7 +488,7 @@ def test_unexpected_error_quoting_the_buyers_email_leaks_it_nowhere(app, client,
     def place_order_quoting_input(session, keyring, event_id, request, **kwargs):  # type: ignore[no-untyped-def]
         raise ValueError(f"cannot place order for {request.email}")
 
-    monkeypatch.setattr("ticketing.checkout.services.place_order", place_order_quoting_input)
+    monkeypatch.setattr("ticketing.checkout.orders.place_order", place_order_quoting_input)
     capture_everything(caplog)
     body = {
         "event_id": shop["free_event"],

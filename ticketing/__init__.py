@@ -174,7 +174,7 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.checkout.notify import render_order_paid
     from ticketing.checkout.privacy_links import OrderLinks
     from ticketing.checkout.routes import bp as checkout_pages
-    from ticketing.checkout.services import ORDER_PAID_MAIL
+    from ticketing.checkout.settlement import ORDER_PAID_MAIL
     from ticketing.mail.queue import MAIL_KINDS
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config

@@ -18,7 +18,7 @@ from werkzeug.serving import run_simple
 
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import create_organizer
-from ticketing.checkout.services import release_expired_holds
+from ticketing.checkout.stock import release_expired_holds
 from ticketing.crypto.keys import key_environ
 from ticketing.extensions import db, keyring
 from ticketing.mail.queue import (

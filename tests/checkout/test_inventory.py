@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from tests.conftest import make_event, run_together
 from ticketing.catalog.models import TicketType
 from ticketing.checkout.models import Order, OrderLine, Ticket
-from ticketing.checkout.services import OrderItem, OrderRequest, place_order, release_expired_holds
+from ticketing.checkout.orders import OrderItem, OrderRequest, place_order
+from ticketing.checkout.stock import release_expired_holds
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
 
@@ -149,18 +150,31 @@ def test_two_releasers_never_give_the_same_hold_back_twice(app):
         assert db.session.get(TicketType, type_id).reserved == 0
 
 
-def test_event_page_releases_expired_holds_lazily(app, client):
+def _stock_and_order_statuses(app, type_id):
     with app.app_context():
-        event = make_event(capacity=3)
+        reserved = db.session.get(TicketType, type_id).reserved
+        statuses = db.session.execute(select(Order.status)).scalars().all()
+        db.session.rollback()
+        return reserved, statuses
+
+
+def test_event_page_counts_only_live_holds_and_writes_nothing(app, client):
+    with app.app_context():
+        event = make_event(capacity=5)
         place(event, 3, utcnow() - dt.timedelta(minutes=30))
-        event_id = event.id
+        place(event, 1, utcnow(), email="live@example.org")
+        event_id, type_id = event.id, event.ticket_types[0].id
+    before = _stock_and_order_statuses(app, type_id)
 
     page = client.get(f"/events/{event_id}").get_data(as_text=True)
+    api = client.get(f"/api/v1/events/{event_id}").get_json()
 
-    assert "3 left" in page
+    assert "4 left" in page
+    assert api["ticket_types"][0]["available"] == 4
+    assert _stock_and_order_statuses(app, type_id) == before == (4, ["pending", "pending"])
 
 
-def test_list_of_events_releases_expired_holds_lazily(app, client):
+def test_list_of_events_counts_only_live_holds_and_writes_nothing(app, client):
     with app.app_context():
         event = make_event(capacity=2)
         place(event, 2, utcnow() - dt.timedelta(minutes=30))
@@ -169,5 +183,15 @@ def test_list_of_events_releases_expired_holds_lazily(app, client):
     page = client.get("/").get_data(as_text=True)
 
     assert "Tickets available" in page
-    with app.app_context():
-        assert db.session.get(TicketType, type_id).reserved == 0
+    assert _stock_and_order_statuses(app, type_id) == (2, ["pending"])
+
+
+def test_an_order_takes_the_stock_of_expired_holds_back(ctx):
+    event = make_event(capacity=2)
+    place(event, 2, utcnow() - dt.timedelta(minutes=30))
+
+    place(event, 2, utcnow(), email="next@example.org")
+
+    statuses = db.session.execute(select(Order.status).order_by(Order.created_at)).scalars().all()
+    assert statuses == ["expired", "pending"]
+    assert db.session.get(TicketType, event.ticket_types[0].id, populate_existing=True).reserved == 2

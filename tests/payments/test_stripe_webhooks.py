@@ -14,9 +14,9 @@ from tests.conftest import MAIL_WORKER, outbox, published_event, queued_mail
 from tests.payments.conftest import WEBHOOK_SECRET, deliver, sign, stripe_event
 from tests.payments.test_stripe_checkout import go_to_stripe, place
 from ticketing.catalog.models import TicketType
-from ticketing.checkout import services as checkout_services
+from ticketing.checkout import settlement as checkout_services
 from ticketing.checkout.models import Order, Ticket
-from ticketing.checkout.services import release_expired_holds
+from ticketing.checkout.stock import release_expired_holds
 from ticketing.extensions import db
 from ticketing.payments.models import PaymentEvent, Refund
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 
@@ -37,3 +38,14 @@ def export_by_api(client: FlaskClient, order: dict[str, Any]):  # type: ignore[n
 
 def order_path(order: dict[str, Any]) -> str:
     return f"/orders/{order['code']}/{order['access_token']}"
+
+
+def held_records(app: Flask, email: str) -> list[Any]:
+    """The live person records of this address (one per order), oldest first."""
+    from ticketing.extensions import db, keyring
+    from ticketing.privacy.vault import email_indexes, find_person_ids
+
+    with app.app_context():
+        found = find_person_ids(db.session, email_indexes(keyring(), email))
+        db.session.rollback()
+        return found

@@ -13,9 +13,16 @@ from tests.privacy.helpers import buy
 from ticketing.crypto.keys import new_blind_index_key, new_master_key_entry
 from ticketing.extensions import db, keyring
 from ticketing.privacy.models import DataKey, Person
-from ticketing.privacy.vault import find_person_id, read_person
+from ticketing.privacy.vault import email_indexes, find_person_ids, read_person
 
 EMAILS = [f"buyer{i}@example.org" for i in range(5)]
+
+
+def find_person_id(session, ring, email):  # type: ignore[no-untyped-def]
+    """The one record of an address that bought once here, or None when it is not found."""
+    found = find_person_ids(session, email_indexes(ring, email))
+    assert len(found) <= 1
+    return found[0] if found else None
 
 
 def _database(app) -> str:
@@ -118,7 +125,7 @@ def test_rotate_blind_index_key_with_the_development_key_file(app, client):
         assert all(find_person_id(db.session, keyring(), email) for email in EMAILS)
 
 
-def test_a_returning_buyer_mid_rotation_stays_one_person(app, client):
+def test_mid_rotation_the_mailbox_finds_records_under_the_old_and_the_new_index(app, client):
     event = published_event(app)
     buy(client, event, EMAILS[0])
     rotating = make_app(
@@ -131,4 +138,6 @@ def test_a_returning_buyer_mid_rotation_stays_one_person(app, client):
     buy(rotating.test_client(), event, EMAILS[0])
 
     with rotating.app_context():
-        assert db.session.execute(sa.select(sa.func.count()).select_from(Person)).scalar_one() == 1
+        found = find_person_ids(db.session, email_indexes(keyring(), EMAILS[0]))
+        assert len(found) == 2
+        assert len(set(db.session.execute(sa.select(Person.index_key_id)).scalars())) == 2

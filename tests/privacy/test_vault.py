@@ -4,19 +4,20 @@ from tests.conftest import run_together
 from ticketing.extensions import db, keyring
 from ticketing.models import begin_write, utcnow
 from ticketing.privacy.models import DataKey, Person
-from ticketing.privacy.vault import find_person_id, read_person, store_person
+from ticketing.privacy.vault import email_indexes, find_person_ids, has_earlier_record, read_person, store_person
 
 
-def test_same_email_buying_twice_is_one_person(ctx):
+def test_each_purchase_gets_its_own_record_and_the_mailbox_finds_them_all(ctx):
     first = store_person(db.session, keyring(), email="ana@example.org", now=utcnow())
     db.session.commit()
 
     second = store_person(db.session, keyring(), email="  ANA@example.org", now=utcnow())
     db.session.commit()
 
-    assert first == second
-    assert db.session.scalar(select(func.count()).select_from(Person)) == 1
-    assert find_person_id(db.session, keyring(), "ana@example.org") == first
+    assert first != second
+    assert db.session.get(DataKey, first).wrapped_key != db.session.get(DataKey, second).wrapped_key
+    assert find_person_ids(db.session, email_indexes(keyring(), "ana@example.org")) == [first, second]
+    assert find_person_ids(db.session, email_indexes(keyring(), "someone@example.org")) == []
 
 
 def test_person_is_stored_encrypted_and_read_back(ctx):
@@ -33,17 +34,28 @@ def test_person_is_stored_encrypted_and_read_back(ctx):
     assert db.session.get(DataKey, person_id).wrapped_key
 
 
-def test_returning_buyer_keeps_latest_name(ctx):
-    person_id = store_person(db.session, keyring(), email="cy@example.org", name="Cy", now=utcnow())
+def test_a_later_purchase_never_changes_what_an_earlier_one_holds(ctx):
+    person_id = store_person(db.session, keyring(), email="cy@example.org", name="Cy", postcode="31000", now=utcnow())
     db.session.commit()
 
-    store_person(db.session, keyring(), email="cy@example.org", name="Cyrielle", now=utcnow())
+    store_person(db.session, keyring(), email="CY@example.org", name="Mallory", postcode="99999", now=utcnow())
     db.session.commit()
 
-    assert read_person(db.session, keyring(), person_id).name == "Cyrielle"
+    record = read_person(db.session, keyring(), person_id)
+    assert (record.name, record.postcode) == ("Cy", "31000")
 
 
-def test_concurrent_first_purchases_with_one_new_email_make_one_person(app):
+def test_a_returning_address_is_told_apart_from_a_first_one(ctx):
+    first = store_person(db.session, keyring(), email="dee@example.org", now=utcnow())
+    db.session.commit()
+    second = store_person(db.session, keyring(), email="Dee@Example.org", now=utcnow())
+    db.session.commit()
+
+    assert has_earlier_record(db.session, first) is False
+    assert has_earlier_record(db.session, second) is True
+
+
+def test_concurrent_purchases_with_one_new_email_each_get_a_record(app):
     results = []
 
     def buy(_n: int) -> None:
@@ -57,8 +69,8 @@ def test_concurrent_first_purchases_with_one_new_email_make_one_person(app):
 
     run_together(8, buy)
 
-    assert len(results) == 8
-    assert len(set(results)) == 1
+    assert len(set(results)) == 8
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Person)) == 1
-        assert db.session.scalar(select(func.count()).select_from(DataKey)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Person)) == 8
+        assert db.session.scalar(select(func.count()).select_from(DataKey)) == 8
+        assert set(find_person_ids(db.session, email_indexes(keyring(), "race@example.org"))) == set(results)

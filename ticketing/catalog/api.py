@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from ticketing.catalog import services
 from ticketing.catalog.models import Event, Organizer, TicketType
-from ticketing.catalog.signals import refresh_availability
+from ticketing.catalog.signals import show_live_availability
 from ticketing.errors import Invalid
 from ticketing.extensions import db
 from ticketing.models import utcnow
@@ -68,7 +68,7 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
             stream_publisher_key_set=event.stream_publisher_key_hash is not None,
         )
         body["sold"] = {str(t.id): t.sold for t in event.ticket_types}
-        body["held"] = {str(t.id): t.reserved for t in event.ticket_types}
+        body["held"] = {str(t.id): t.held for t in event.ticket_types}
     return body
 
 
@@ -79,15 +79,16 @@ def _organizer() -> Organizer:
 @bp.get("/events")
 def list_events() -> Response:
     now = utcnow()
-    return jsonify(events=[event_json(e, now) for e in services.list_upcoming_events(db.session, now)])
+    events = services.list_upcoming_events(db.session, now)
+    show_live_availability(events, now)
+    return jsonify(events=[event_json(e, now) for e in events])
 
 
 @bp.get("/events/<event_id>")
 def get_event(event_id: str) -> Response:
     now = utcnow()
     event = services.get_public_event(db.session, event_id)
-    if refresh_availability(event.id, now):
-        event = services.get_public_event(db.session, event_id)
+    show_live_availability([event], now)
     return jsonify(event_json(event, now))
 
 
@@ -96,6 +97,7 @@ def list_own_events() -> Response:
     organizer = _organizer()
     now = utcnow()
     events = services.list_organizer_events(db.session, organizer)
+    show_live_availability(events, now)
     return jsonify(events=[event_json(e, now, for_organizer=True) for e in events])
 
 

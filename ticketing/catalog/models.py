@@ -82,7 +82,7 @@ class Event(Base):
 
 
 class TicketType(Base):
-    """Capacity is enforced on ``reserved + sold``; see ``checkout.services.hold_tickets``."""
+    """Capacity is enforced on ``reserved + sold``; see ``checkout.stock``."""
 
     __tablename__ = "ticket_type"
     __table_args__ = (
@@ -115,9 +115,18 @@ class TicketType(Base):
 
     event: Mapped[Event] = relationship(back_populates="ticket_types")
 
+    # Tickets in ``reserved`` whose hold has expired but was not given back yet; set by
+    # ``catalog.signals.show_live_availability`` before availability is shown.
+    stale_held = 0
+
     @property
     def available(self) -> int:
-        return max(0, self.capacity - self.reserved - self.sold)
+        return max(0, self.capacity - self.reserved - self.sold + self.stale_held)
+
+    @property
+    def held(self) -> int:
+        """Tickets held by unpaid orders whose hold is still running."""
+        return max(0, self.reserved - self.stale_held)
 
     @property
     def grants(self) -> list[str]:

@@ -8,9 +8,10 @@ from flask import Blueprint, Response, current_app, jsonify
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from ticketing.checkout import services
+from ticketing.checkout import orders
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.models import Order
+from ticketing.checkout.parsing import parse_order_json
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.errors import Unauthorized
 from ticketing.extensions import db, keyring
@@ -60,9 +61,9 @@ def order_json(order: Order) -> dict[str, Any]:
 
 @bp.post("/orders")
 def create_order() -> tuple[Response, int]:
-    event_id, order_request = services.parse_order_json(json_body())
+    event_id, order_request = parse_order_json(json_body())
     provider = current_app.extensions["guichet.payments"]
-    placed = services.place_order(
+    placed = orders.place_order(
         db.session,
         keyring(),
         event_id,
@@ -96,5 +97,5 @@ def get_order(code: str) -> Response:
     token = bearer_token()
     if not token:
         raise Unauthorized(_("Send the order's access token as 'Authorization: Bearer <token>'."))
-    order = services.find_order(db.session, code, token)
+    order = orders.find_order(db.session, code, token)
     return jsonify(order_json(order))

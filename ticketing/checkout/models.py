@@ -34,7 +34,8 @@ class Order(Base):
     code: Mapped[str] = mapped_column(String(16), unique=True)
     access_token_hash: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id"), index=True)
-    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), index=True)
+    # The buyer's record in the vault, this order's own (unique): see ``privacy.models.Person``.
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     locale: Mapped[str] = mapped_column(String(8), default="en")
     currency: Mapped[str] = mapped_column(String(3))

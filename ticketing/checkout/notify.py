@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.checkout.models import Order
+from ticketing.checkout.orders import WITH_LINES_AND_TICKETS
 from ticketing.checkout.presenter import ticket_presenter
-from ticketing.checkout.services import WITH_LINES_AND_TICKETS
 from ticketing.crypto import derive_access_token
 from ticketing.extensions import keyring
 from ticketing.mail import MailFailed, OutgoingMail, send_mail

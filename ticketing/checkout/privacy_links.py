@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ticketing.catalog.models import Event
 from ticketing.checkout.models import Order, OrderLine, Ticket
-from ticketing.checkout.services import CODE_PATTERN
+from ticketing.checkout.orders import CODE_PATTERN
 from ticketing.crypto import tokens_match
 from ticketing.privacy.links import OrderOwner, PersonLinks
 from ticketing.web import api_time
@@ -83,19 +83,24 @@ class OrderLinks(PersonLinks):
             linked.setdefault(person_id, []).append(order_id)
         return linked
 
-    def retention_ends(self, session: Session, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dt.datetime]:
-        """The latest end of retention among each person's orders (all statuses: an unpaid
-        order for a coming event may still be paid)."""
+    def retention_ends(self, session: Session, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
+        """When each person's order stops needing them: its event's end plus its retention
+        (whatever the order's status: an unpaid order for a coming event may still be paid).
+        None when that date is past the calendar's end (an event stored before dates were
+        bounded at input)."""
         rows = session.execute(
             select(Order.person_id, Event.ends_at, Event.retention_days)
             .join(Event, Event.id == Order.event_id)
             .where(Order.person_id.in_(person_ids))
         ).all()
-        ends: dict[uuid.UUID, dt.datetime] = {}
+        ends: dict[uuid.UUID, dt.datetime | None] = {}
         for person_id, ends_at, retention_days in rows:
-            until = ends_at + dt.timedelta(days=retention_days)
-            if person_id not in ends or until > ends[person_id]:
-                ends[person_id] = until
+            try:
+                until: dt.datetime | None = ends_at + dt.timedelta(days=retention_days)
+            except OverflowError:
+                until = None
+            known = ends.get(person_id, until)
+            ends[person_id] = None if until is None or known is None else max(until, known)
         return ends
 
     def order_owner(self, session: Session, code: str, access_token: str) -> OrderOwner | None:

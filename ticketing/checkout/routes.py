@@ -11,10 +11,11 @@ from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
 from ticketing.catalog.services import get_public_event, sale_state
-from ticketing.catalog.signals import availability_read
-from ticketing.checkout import services
+from ticketing.catalog.signals import show_live_availability, stale_holds_asked
+from ticketing.checkout import orders, stock
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.notify import send_order_links
+from ticketing.checkout.parsing import parse_order_form
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.crypto import blind_index
 from ticketing.errors import Invalid, SoldOut
@@ -30,18 +31,20 @@ bp.add_app_template_global(ticket_links, "ticket_links")
 ITEM_KEY = re.compile(r"items\[(\d+)\]")
 
 
-@availability_read.connect
-def _release_for_event(_sender: object, *, event_id: uuid.UUID | None, now: dt.datetime) -> int:
-    return services.release_expired_holds(db.session, now, event_id)
+@stale_holds_asked.connect
+def _stale_holds(_sender: object, *, event_ids: list[uuid.UUID], now: dt.datetime) -> dict[uuid.UUID, int]:
+    return stock.stale_holds(db.session, event_ids, now)
 
 
 def _event_page_with(event_id: str, status: int, **context: object) -> tuple[str, int]:
     db.session.rollback()
+    now = utcnow()
     event = get_public_event(db.session, event_id)
+    show_live_availability([event], now)
     context.setdefault("errors", {})
     return (
         render_template(
-            "catalog/event.html", event=event, now=utcnow(), sale_state=sale_state, form=request.form, **context
+            "catalog/event.html", event=event, now=now, sale_state=sale_state, form=request.form, **context
         ),
         status,
     )
@@ -53,8 +56,8 @@ def create_order(event_id: str) -> Response | tuple[str, int]:
     event = get_public_event(db.session, event_id)
     order_request = None
     try:
-        order_request = services.parse_order_form(request.form, event)
-        placed = services.place_order(
+        order_request = parse_order_form(request.form, event)
+        placed = orders.place_order(
             db.session,
             keyring(),
             event_id,
@@ -72,7 +75,7 @@ def create_order(event_id: str) -> Response | tuple[str, int]:
     return _continue_to_payment(placed)
 
 
-def _errors_by_form_field(errors: dict[str, str], order_request: services.OrderRequest | None) -> dict[str, str]:
+def _errors_by_form_field(errors: dict[str, str], order_request: orders.OrderRequest | None) -> dict[str, str]:
     """``place_order`` names a line ``items[i]``; the buy form names it ``qty-<ticket type id>``.
 
     The form sends each ticket type once, so line ``i`` is ``order_request.items[i]``; moving
@@ -89,7 +92,7 @@ def _errors_by_form_field(errors: dict[str, str], order_request: services.OrderR
     return by_field
 
 
-def _continue_to_payment(placed: services.PlacedOrder) -> Response:
+def _continue_to_payment(placed: orders.PlacedOrder) -> Response:
     order, token = placed.order, placed.access_token
     if order.is_paid:  # a free order: paid at once, its tickets mail queued with it
         order_page = external_url("checkout.order_page", code=order.code, token=token)
@@ -100,7 +103,7 @@ def _continue_to_payment(placed: services.PlacedOrder) -> Response:
 
 @bp.get("/orders/<code>/<token>")
 def order_page(code: str, token: str) -> str:
-    order = services.find_order(db.session, code, token)
+    order = orders.find_order(db.session, code, token)
     payment_url = None
     if order.status == "pending":
         payment_url = current_app.extensions["guichet.payments"].start(order, token)
@@ -138,8 +141,8 @@ def find_orders() -> str | tuple[str, int]:
     except Invalid as error:
         return render_template("checkout/find.html", errors=error.errors, form=request.form), 422
     assert email is not None
-    orders = services.orders_for_email(db.session, keyring(), email)
-    if orders:
-        send_order_links(email, orders, str(get_locale() or "en"))
+    found = orders.orders_for_email(db.session, keyring(), email)
+    if found:
+        send_order_links(email, found, str(get_locale() or "en"))
     # The same page whether or not we know the address: nobody learns who bought.
     return render_template("checkout/find_sent.html")

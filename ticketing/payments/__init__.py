@@ -1,4 +1,4 @@
-"""Payment providers behind one small interface (``checkout.services.PaymentStarter``).
+"""Payment providers behind one small interface (``checkout.orders.PaymentStarter``).
 
 - ``free``: an order totalling 0 is paid at once by ``checkout.place_order``; no provider
   is involved.
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ticketing.checkout.models import Order
-from ticketing.checkout.services import PaymentStarter
+from ticketing.checkout.orders import PaymentStarter
 from ticketing.payments import models as _models  # noqa: F401  (tables known to metadata and Alembic)
 from ticketing.payments.stripe import RefundResult, StripeProvider
 from ticketing.web import external_url

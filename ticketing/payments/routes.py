@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from ticketing.checkout.services import cancel_order, find_order, pay_order
+from ticketing.checkout.orders import find_order
+from ticketing.checkout.settlement import cancel_order, pay_order
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.extensions import csrf, db, limiter
 from ticketing.mail.queue import send_queued_mail_now

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import parse_uuid
 from ticketing.checkout.models import Order, OrderLine, Ticket
-from ticketing.checkout.services import (
+from ticketing.checkout.settlement import (
     HoldExpired,
     expire_order_in_transaction,
     load_order_for_payment,

@@ -47,14 +47,20 @@ def purge_personal_data(batch_size: int) -> None:
     total = services.count_persons_to_check(db.session)
     db.session.rollback()
     erased = 0
+    skipped: list[str] = []
     with click.progressbar(length=total, label="Checking persons", show_pos=True) as bar:
-        for checked, erased_now in services.purge_expired_persons(
-            db.session, person_links(), now=now, batch_size=batch_size
-        ):
-            erased += erased_now
-            bar.update(checked)
+        for batch in services.purge_expired_persons(db.session, person_links(), now=now, batch_size=batch_size):
+            erased += batch.erased
+            skipped.extend(str(person_id) for person_id in batch.skipped)
+            bar.update(batch.checked)
     services.forget_spent_links(db.session, now)
     click.echo(f"Erased {erased} person(s) past retention; {total - erased} kept.")
+    if skipped:
+        click.echo(
+            f"{len(skipped)} person(s) kept because their event's retention date is out of range "
+            f"(fix the event's dates): {', '.join(skipped)}",
+            err=True,
+        )
 
 
 @click.command("rotate-master-key")

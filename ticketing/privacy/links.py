@@ -40,8 +40,9 @@ class PersonLinks:
         return the order ids each one was cut from (for the erasure receipts)."""
         return {}
 
-    def retention_ends(self, session: Session, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dt.datetime]:
-        """For each person, until when this domain still needs their data (absent: no need)."""
+    def retention_ends(self, session: Session, person_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
+        """For each person, until when this domain still needs their data (absent: no need;
+        None: needed, but until when cannot be worked out, so the purge keeps and reports them)."""
         return {}
 
     def order_owner(self, session: Session, code: str, access_token: str) -> OrderOwner | None:

@@ -12,12 +12,18 @@ from ticketing.models import Base, UTCDateTime, new_id, utcnow
 
 
 class Person(Base):
-    """A buyer, as ciphertexts. ``email_index`` is a keyed hash, never the address."""
+    """What one buyer gave for one order, as ciphertexts under a data key of its own.
+
+    One record per order, never shared: an order's link opens its own record and nothing
+    else, and placing an order cannot change what another order holds, even for the same
+    address. ``email_index`` (a keyed hash, never the address) groups the records of one
+    mailbox for whoever proves they control it (the emailed "my data" link).
+    """
 
     __tablename__ = "person"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    email_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    email_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     # Which blind-index key made ``email_index`` (a fingerprint, not the key): the rebuild
     # after a key rotation picks up the rows it has not done yet, so it can resume.
     index_key_id: Mapped[str | None] = mapped_column(String(16), index=True)
@@ -47,16 +53,15 @@ ERASURE_ROUTES = ("order_link", "email_link", "api_order_token", "api_email_toke
 
 
 class ErasureReceipt(Base):
-    """Proof that a person was erased: when, how asked, how many orders were unlinked.
+    """Proof of one erasure: when, how it was asked for, how many orders it unlinked.
 
-    It names the person's id (a random number whose row is now blank) and nothing else:
-    it is what we show when the same erasure is asked for again.
+    It names nobody: an order erased by it finds it through ``ErasedOrder``, which is what
+    we show when the same erasure is asked for again.
     """
 
     __tablename__ = "erasure_receipt"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), unique=True)
     erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     route: Mapped[str] = mapped_column(String(32))
     orders_affected: Mapped[int] = mapped_column(Integer, default=0)

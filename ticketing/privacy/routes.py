@@ -19,7 +19,7 @@ from ticketing.mail import MailFailed, OutgoingMail, send_mail
 from ticketing.models import utcnow
 from ticketing.privacy import services
 from ticketing.privacy.links import person_links
-from ticketing.privacy.vault import find_person_id
+from ticketing.privacy.vault import email_indexes, find_person_ids
 from ticketing.web import external_url
 
 bp = Blueprint("privacy", __name__)
@@ -65,11 +65,12 @@ def request_my_data() -> str | tuple[str, int]:
     except Invalid as error:
         return render_template("privacy/request.html", errors=error.errors, form=request.form), 422
     assert email is not None
-    person_id = find_person_id(db.session, keyring(), email)
+    indexes = email_indexes(keyring(), email)
+    held = bool(find_person_ids(db.session, indexes))
     db.session.rollback()
     locale = str(get_locale() or "en")
     with force_locale(locale):
-        if person_id is None:
+        if not held:
             # The owner of the address gets an answer too; the requester sees the same page.
             mail = OutgoingMail(
                 to=email,
@@ -78,7 +79,7 @@ def request_my_data() -> str | tuple[str, int]:
                 language=locale,
             )
         else:
-            token = services.make_request_token(current_app.config["SECRET_KEY"], person_id, utcnow())
+            token = services.make_request_token(current_app.config["SECRET_KEY"], indexes, utcnow())
             link = external_url("privacy.my_data_by_link", token=token)
             mail = OutgoingMail(
                 to=email,

@@ -8,6 +8,8 @@ and a receipt records when and how, with nothing about the person.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import logging
@@ -29,7 +31,7 @@ from ticketing.models import begin_write, new_id
 from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
 from ticketing.privacy.links import OrderOwner, PersonLinks
 from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
-from ticketing.privacy.vault import read_person
+from ticketing.privacy.vault import find_person_ids, read_person
 from ticketing.web import api_time
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,19 @@ def _receipt(row: ErasureReceipt) -> Receipt:
 
 @dataclass(frozen=True)
 class Requester:
-    """A person (or an already erased order) that a link or token opens."""
+    """What a link or token opens: the person records its holder may see and erase.
 
-    person_id: uuid.UUID | None
-    receipt_id: uuid.UUID | None = None
-    token_hash: str | None = None
+    An order's link opens that order's record alone (``order_id``), even when other orders
+    were placed with the same address: it proves only that its holder placed that order.
+    An emailed "my data" link proves control of the mailbox, so it opens every record of
+    that address (``token_hash``, spent by an erasure).
+    """
+
+    person_ids: tuple[uuid.UUID, ...]
+    order_id: uuid.UUID | None = None
     order_code: str | None = None
+    receipt_id: uuid.UUID | None = None  # the order's buyer was erased already: that receipt
+    token_hash: str | None = None
 
 
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:
@@ -89,14 +98,34 @@ class _ClockedSerializer(URLSafeTimedSerializer):
         return signer
 
 
-def make_request_token(secret_key: str, person_id: uuid.UUID, now: dt.datetime) -> str:
-    """The emailed "my data" token. A random nonce makes each one distinct, so that using
-    one (recorded by its hash) does not spend the others."""
-    return _ClockedSerializer(secret_key, now).dumps({"p": str(person_id), "n": secrets.token_urlsafe(8)})
+def make_request_token(secret_key: str, indexes: Sequence[bytes], now: dt.datetime) -> str:
+    """The emailed "my data" token: the mailbox's blind indexes (keyed hashes, not the
+    address), so that it opens every record of that address, including one made after the
+    mail was sent. A random nonce makes each token distinct, so that using one (recorded by
+    its hash) does not spend the others."""
+    encoded = [base64.urlsafe_b64encode(index).decode("ascii").rstrip("=") for index in indexes]
+    return _ClockedSerializer(secret_key, now).dumps({"i": encoded, "n": secrets.token_urlsafe(8)})
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _invalid_link() -> InvalidLink:
+    return InvalidLink(_("This link is not valid. Check that you copied the whole link."))
+
+
+def _decode_indexes(payload: Any) -> list[bytes]:
+    try:
+        encoded = payload["i"]
+        if not isinstance(encoded, list) or not 1 <= len(encoded) <= 8:
+            raise ValueError
+        indexes = [base64.urlsafe_b64decode(item + "=" * (-len(item) % 4)) for item in encoded]
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise _invalid_link() from None
+    if any(len(index) != 32 for index in indexes):
+        raise _invalid_link()
+    return indexes
 
 
 def requester_from_token(session: Session, secret_key: str, token: str, now: dt.datetime) -> Requester:
@@ -105,20 +134,15 @@ def requester_from_token(session: Session, secret_key: str, token: str, now: dt.
     try:
         payload, signed_at = serializer.loads(token, return_timestamp=True)
     except BadSignature:
-        raise InvalidLink(_("This link is not valid. Check that you copied the whole link.")) from None
+        raise _invalid_link() from None
     # Age checked against the ``now`` passed in, not the clock, so that tests need no sleep.
     if not dt.timedelta(0) <= now - signed_at <= dt.timedelta(seconds=LINK_MAX_AGE):
         raise LinkExpired(_("This link has expired (links last 30 minutes). Ask for a new one."))
-    try:
-        person_id = uuid.UUID(str(payload["p"]))
-    except (KeyError, TypeError, ValueError):
-        raise InvalidLink(_("This link is not valid. Check that you copied the whole link.")) from None
+    indexes = _decode_indexes(payload)
     token_hash = _token_hash(token)
     if session.get(UsedPrivacyToken, token_hash) is not None:
         raise LinkUsed(_("This link was already used. Ask for a new one if you need to."))
-    if session.get(Person, person_id) is None:
-        raise InvalidLink(_("This link is not valid. Check that you copied the whole link."))
-    return Requester(person_id=person_id, token_hash=token_hash)
+    return Requester(person_ids=tuple(find_person_ids(session, indexes)), token_hash=token_hash)
 
 
 def requester_from_order(session: Session, links: Sequence[PersonLinks], code: str, token: str) -> Requester:
@@ -131,9 +155,14 @@ def requester_from_order(session: Session, links: Sequence[PersonLinks], code: s
     if owner is None:
         raise NotFound(_("No order matches this link. Check that you copied the whole link."), code="order_not_found")
     if owner.person_id is not None:
-        return Requester(person_id=owner.person_id, order_code=owner.order_code)
+        return Requester(person_ids=(owner.person_id,), order_id=owner.order_id, order_code=owner.order_code)
     erased = session.get(ErasedOrder, owner.order_id)
-    return Requester(person_id=None, receipt_id=erased.receipt_id if erased else None, order_code=owner.order_code)
+    return Requester(
+        person_ids=(),
+        order_id=owner.order_id,
+        order_code=owner.order_code,
+        receipt_id=erased.receipt_id if erased else None,
+    )
 
 
 # --- erasure ------------------------------------------------------------------------
@@ -147,43 +176,55 @@ def erase_person(
     route: str,
     now: dt.datetime,
 ) -> Receipt:
-    """Erase the requester's person, or return the receipt of their earlier erasure."""
+    """Erase every record the requester may erase, under one receipt; asked again for an
+    order already erased, return the receipt of that earlier erasure."""
     begin_write(session)
-    if requester.person_id is None:
-        row = session.get(ErasureReceipt, requester.receipt_id) if requester.receipt_id else None
+    receipts = _erase_batch(session, links, [requester.person_ids], route=route, now=now)
+    if not receipts:
+        receipt = _earlier_receipt(session, requester)
         session.rollback()
-        if row is None:
-            raise NotFound(_("No personal data is linked to this order."), code="nothing_held")
-        return _receipt(row)
+        return receipt
     if requester.token_hash is not None:
         session.execute(insert(UsedPrivacyToken).values(token_hash=requester.token_hash, used_at=now))
-    receipts = _erase_batch(session, links, [requester.person_id], route=route, now=now)
-    if receipts:
-        receipt = receipts[0]
-    else:
-        existing = session.execute(
-            select(ErasureReceipt).where(ErasureReceipt.person_id == requester.person_id)
-        ).scalar_one()
-        receipt = _receipt(existing)
+    [receipt] = receipts
     session.commit()
     log.info("person erased (receipt %s, route %s, %d orders)", receipt.id, route, receipt.orders_affected)
     return receipt
 
 
-def _erase_batch(
-    session: Session, links: Sequence[PersonLinks], person_ids: Sequence[uuid.UUID], *, route: str, now: dt.datetime
-) -> list[Receipt]:
-    """Crypto-shred these persons inside the caller's write transaction.
+def _earlier_receipt(session: Session, requester: Requester) -> Receipt:
+    """Nothing was left to erase: the receipt that covers the requester's order, if any."""
+    receipt_id = requester.receipt_id
+    if receipt_id is None and requester.order_id is not None:
+        erased = session.get(ErasedOrder, requester.order_id)  # erased meanwhile, by another request
+        receipt_id = erased.receipt_id if erased else None
+    row = session.get(ErasureReceipt, receipt_id) if receipt_id else None
+    if row is None:
+        raise NotFound(_("No personal data is linked to this order."), code="nothing_held")
+    return _receipt(row)
 
-    Only rows still not erased are touched (``UPDATE ... WHERE erased_at IS NULL`` decides,
-    under the write lock), so two erasures of one person cannot both write a receipt.
+
+def _erase_batch(
+    session: Session,
+    links: Sequence[PersonLinks],
+    groups: Sequence[Sequence[uuid.UUID]],
+    *,
+    route: str,
+    now: dt.datetime,
+) -> list[Receipt]:
+    """Crypto-shred these persons inside the caller's write transaction, one receipt per
+    group (one request, or one person of the retention purge) that had anything left.
+
+    Only rows still not erased are touched (locked, then ``erased_at IS NULL`` decides,
+    under the write lock), so two erasures of one person cannot both count it.
     """
-    locked = (
+    wanted = [person_id for group in groups for person_id in group]
+    if not wanted:
+        return []
+    locked = set(
         session.execute(
-            select(Person.id).where(Person.id.in_(person_ids), Person.erased_at.is_(None)).with_for_update()
-        )
-        .scalars()
-        .all()
+            select(Person.id).where(Person.id.in_(wanted), Person.erased_at.is_(None)).with_for_update()
+        ).scalars()
     )
     if not locked:
         return []
@@ -196,21 +237,21 @@ def _erase_batch(
     )
     orders: dict[uuid.UUID, list[uuid.UUID]] = {}
     for link in links:
-        for person_id, order_ids in link.unlink(session, locked).items():
+        for person_id, order_ids in link.unlink(session, list(locked)).items():
             orders.setdefault(person_id, []).extend(order_ids)
-    receipts = [Receipt(new_id(), now, route, len(orders.get(person_id, []))) for person_id in locked]
+    receipts: list[Receipt] = []
+    erased_orders: list[dict[str, uuid.UUID]] = []
+    for group in groups:
+        erased_here = [person_id for person_id in group if person_id in locked]
+        if not erased_here:
+            continue
+        order_ids = [order_id for person_id in erased_here for order_id in orders.get(person_id, [])]
+        receipts.append(Receipt(new_id(), now, route, len(order_ids)))
+        erased_orders.extend({"order_id": order_id, "receipt_id": receipts[-1].id} for order_id in order_ids)
     session.execute(
         insert(ErasureReceipt),
-        [
-            {"id": r.id, "person_id": p, "erased_at": now, "route": route, "orders_affected": r.orders_affected}
-            for r, p in zip(receipts, locked, strict=True)
-        ],
+        [{"id": r.id, "erased_at": now, "route": route, "orders_affected": r.orders_affected} for r in receipts],
     )
-    erased_orders = [
-        {"order_id": order_id, "receipt_id": r.id}
-        for r, p in zip(receipts, locked, strict=True)
-        for order_id in orders.get(p, [])
-    ]
     if erased_orders:
         session.execute(insert(ErasedOrder), erased_orders)
     return receipts
@@ -245,38 +286,51 @@ def export_person(
     *,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """Everything held about the requester, decrypted, with why and for how long.
+    """Everything the requester may see, decrypted, with why and for how long.
 
-    After erasure it says that nothing is held, and shows the receipt.
+    ``persons`` lists each record (one per order) with the orders it belongs to. After
+    erasure it says that nothing is held, and shows the receipt of the order link.
     """
-    record = read_person(session, keyring, requester.person_id) if requester.person_id else None
-    receipt_row = None
-    if requester.person_id is not None:
-        receipt_row = session.execute(
-            select(ErasureReceipt).where(ErasureReceipt.person_id == requester.person_id)
-        ).scalar()
-    elif requester.receipt_id is not None:
-        receipt_row = session.get(ErasureReceipt, requester.receipt_id)
     sections: dict[str, list[dict[str, Any]]] = {"orders": [], "tickets": [], "check_ins": [], "stream_sessions": []}
-    retention_until = None
-    if record is not None:
+    persons: list[dict[str, Any]] = []
+    ends: list[dt.datetime] = []
+    for person_id in requester.person_ids:
+        record = read_person(session, keyring, person_id)
+        if record is None:
+            continue
+        order_codes: list[str] = []
         for link in links:
             for name, items in link.export(session, record.id).items():
                 sections.setdefault(name, []).extend(items)
-        ends = [e for link in links for e in link.retention_ends(session, [record.id]).values()]
-        retention_until = max(ends) if ends else None
+                if name == "orders":
+                    order_codes.extend(item["code"] for item in items)
+            ends.extend(end for end in link.retention_ends(session, [record.id]).values() if end is not None)
+        persons.append(
+            {
+                "id": str(record.id),
+                "email": record.email,
+                "name": record.name,
+                "postcode": record.postcode,
+                "orders": order_codes,
+            }
+        )
+    receipt_row = None
+    if not persons:
+        receipt_id = requester.receipt_id
+        if receipt_id is None and requester.order_id is not None:
+            erased = session.get(ErasedOrder, requester.order_id)
+            receipt_id = erased.receipt_id if erased else None
+        receipt_row = session.get(ErasureReceipt, receipt_id) if receipt_id else None
     session.rollback()
     return {
         "generated_at": api_time(now),
-        "personal_data_held": record is not None,
-        "person": None
-        if record is None
-        else {"id": str(record.id), "email": record.email, "name": record.name, "postcode": record.postcode},
+        "personal_data_held": bool(persons),
+        "persons": persons,
         **sections,
         "retention": {
-            "erased_automatically_after": api_time(retention_until),
-            "rule": "Personal data is erased when every event you bought for is past its retention period "
-            "(by default 30 days after the event ends).",
+            "erased_automatically_after": api_time(max(ends)) if ends else None,
+            "rule": "Personal data given for an order is erased when that order's event is past its retention "
+            "period (by default 30 days after the event ends).",
         },
         "erasure_receipt": _receipt(receipt_row).as_json() if receipt_row else None,
         "kept_after_erasure": [
@@ -292,14 +346,22 @@ def count_persons_to_check(session: Session) -> int:
     return session.execute(select(func.count()).select_from(Person).where(Person.erased_at.is_(None))).scalar_one()
 
 
+@dataclass(frozen=True)
+class PurgeBatch:
+    checked: int
+    erased: int
+    skipped: tuple[uuid.UUID, ...]  # persons whose retention could not be worked out: kept
+
+
 def purge_expired_persons(
     session: Session, links: Sequence[PersonLinks], *, now: dt.datetime, batch_size: int = BATCH
-) -> Iterator[tuple[int, int]]:
-    """Erase every person no domain needs any more; yields (checked, erased) per batch.
+) -> Iterator[PurgeBatch]:
+    """Erase every person no domain needs any more, one ``PurgeBatch`` at a time.
 
     Walks the persons by id (keyset), one transaction per batch, so it streams in flat
-    memory, can be interrupted at any point, and a rerun simply finds less to do.
-    A person with any order for an event not yet past retention is kept.
+    memory, can be interrupted at any point, and a rerun simply finds less to do. A person
+    some domain still needs is kept; one whose retention no domain can work out (a date
+    out of range) is kept and reported, and the purge goes on with everyone else.
     """
     after: uuid.UUID | None = None
     while True:
@@ -313,22 +375,23 @@ def purge_expired_persons(
         checked = len(batch)
         after = batch[-1]
         begin_write(session)
-        # Lock first, then read the orders: a purchase by a returning buyer holds a share
-        # lock on their row (``store_person``), so its new order is seen here, not missed.
         batch = (
             session.execute(select(Person.id).where(Person.id.in_(batch), Person.erased_at.is_(None)).with_for_update())
             .scalars()
             .all()
         )
-        needed: dict[uuid.UUID, dt.datetime] = {}
+        needed: dict[uuid.UUID, dt.datetime | None] = {}
         for link in links:
             for person_id, until in link.retention_ends(session, batch).items():
-                if person_id not in needed or until > needed[person_id]:
-                    needed[person_id] = until
-        expired = [p for p in batch if p not in needed or needed[p] <= now]
-        erased = _erase_batch(session, links, expired, route="retention", now=now) if expired else []
+                known = needed.get(person_id, until)
+                needed[person_id] = None if until is None or known is None else max(until, known)
+        skipped = tuple(p for p in batch if p in needed and needed[p] is None)
+        expired = [p for p in batch if p not in needed or (needed[p] is not None and needed[p] <= now)]
+        erased = _erase_batch(session, links, [[p] for p in expired], route="retention", now=now)
         session.commit()
-        yield checked, len(erased)
+        if skipped:
+            log.warning("purge kept %d persons whose retention date is out of range: %s", len(skipped), skipped)
+        yield PurgeBatch(checked, len(erased), skipped)
 
 
 def forget_spent_links(session: Session, now: dt.datetime) -> int:

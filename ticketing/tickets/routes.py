@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from ticketing.checkout.services import find_order
+from ticketing.checkout.orders import find_order
 from ticketing.errors import NotFound
 from ticketing.extensions import db
 from ticketing.tickets.presenter import QrTicketPresenter
