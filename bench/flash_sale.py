@@ -159,7 +159,9 @@ def postgres_backends(database: str) -> list[int]:
 
 
 def bench_environ(instance: Path) -> dict[str, str]:
-    return production_environ(instance, DATABASE_URL, BASELINE_DATABASE_URL=DATABASE_URL)
+    return production_environ(
+        instance, DATABASE_URL, BASELINE_DATABASE_URL=DATABASE_URL, TICKETING_RATELIMIT_ENABLED="false"
+    )
 
 
 def recreate_database() -> None:

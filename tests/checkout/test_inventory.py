@@ -31,7 +31,11 @@ def test_200_buyers_for_50_tickets_get_exactly_50_orders(app):
     lock = threading.Lock()
 
     def buy(n: int) -> None:
-        response = app.test_client().post("/api/v1/orders", json=order_body(event_id, type_id, n))
+        response = app.test_client().post(
+            "/api/v1/orders",
+            json=order_body(event_id, type_id, n),
+            environ_base={"REMOTE_ADDR": f"10.0.{n // 250}.{n % 250}"},
+        )
         with lock:
             statuses.append(response.status_code)
             codes.append(response.get_json().get("code", ""))

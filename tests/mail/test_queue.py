@@ -125,7 +125,7 @@ def test_worker_mode_keeps_the_buyers_language(app, client, runner):
     [path] = outbox(app)
     message = parse(path)
     assert message["Content-Language"] == "fr"
-    assert message["Subject"].startswith("Vos billets pour")
+    assert message["Subject"].startswith("Vos billets (commande ")
 
 
 @MAIL_WORKER
@@ -267,3 +267,24 @@ def test_send_mail_follow_sends_as_mail_arrives_and_stops_on_sigterm(app, client
     assert result.exit_code == 0, result.output
     assert "Stopped. In all: 1 sent" in result.output
     assert queued_mail(app) == []
+
+
+def test_the_first_mail_to_an_address_names_no_organiser_text_and_a_returning_one_does(app, client):
+    event = published_event(app, price_cents=0, fee_cents=0)
+    with app.app_context():
+        from ticketing.catalog.models import Event
+
+        db.session.get(Event, event.id).title = "Cheap pills at evil.example"
+        db.session.commit()
+    body = {
+        "event_id": str(event.id),
+        "items": [{"ticket_type_id": str(event.type_id), "quantity": 1}],
+        "email": "first.time@example.org",
+    }
+
+    client.post("/api/v1/orders", json=body)
+    client.post("/api/v1/orders", json={**body, "email": "First.Time@example.org"})
+
+    first, second = (parse(path) for path in outbox(app))
+    assert "evil.example" not in first["Subject"] and first["Subject"].startswith("Your tickets (order ")
+    assert "Cheap pills at evil.example" in second["Subject"]

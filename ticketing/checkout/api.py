@@ -9,6 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ticketing.checkout import orders
+from ticketing.checkout.limits import charge_hold, check_hold_budget, order_limits
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.models import Order
 from ticketing.checkout.parsing import parse_order_json
@@ -60,8 +61,10 @@ def order_json(order: Order) -> dict[str, Any]:
 
 
 @bp.post("/orders")
+@order_limits
 def create_order() -> tuple[Response, int]:
     event_id, order_request = parse_order_json(json_body())
+    check_hold_budget()
     provider = current_app.extensions["guichet.payments"]
     placed = orders.place_order(
         db.session,
@@ -74,6 +77,8 @@ def create_order() -> tuple[Response, int]:
         provider=provider.name,
     )
     order, token = placed.order, placed.access_token
+    if not order.is_paid:
+        charge_hold(sum(item.quantity for item in order_request.items))
     if order.is_paid:
         payment = {"provider": "free", "url": external_url("checkout.order_page", code=order.code, token=token)}
     else:

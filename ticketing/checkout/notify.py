@@ -23,7 +23,7 @@ from ticketing.checkout.presenter import ticket_presenter
 from ticketing.crypto import derive_access_token
 from ticketing.extensions import keyring
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
-from ticketing.privacy.vault import read_person
+from ticketing.privacy.vault import has_earlier_record, read_person
 from ticketing.web import external_url
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,12 @@ def render_order_paid(session: Session, order_id: uuid.UUID) -> OutgoingMail | N
     token = derive_access_token(keyring().link_key, order.id)
     link = external_url("checkout.order_page", code=order.code, token=token)
     with force_locale(order.locale):
-        subject = _("Your tickets for %(title)s (order %(code)s)", title=order.event.title, code=order.code)
+        if has_earlier_record(session, order.person_id):
+            subject = _("Your tickets for %(title)s (order %(code)s)", title=order.event.title, code=order.code)
+        else:
+            # The first mail to an address names no text an organiser chose: an order placed
+            # with a stranger's address cannot put an event's title in their inbox's list.
+            subject = _("Your tickets (order %(code)s)", code=order.code)
         presenter = ticket_presenter()
         images = []
         qr_ids = {}

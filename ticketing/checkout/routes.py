@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import show_live_availability, stale_holds_asked
 from ticketing.checkout import orders, stock
+from ticketing.checkout.limits import TooManyHeld, charge_hold, check_hold_budget, order_limits
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.notify import send_order_links
 from ticketing.checkout.parsing import parse_order_form
@@ -51,12 +52,14 @@ def _event_page_with(event_id: str, status: int, **context: object) -> tuple[str
 
 
 @bp.post("/events/<event_id>/orders")
+@order_limits
 def create_order(event_id: str) -> Response | tuple[str, int]:
     now = utcnow()
     event = get_public_event(db.session, event_id)
     order_request = None
     try:
         order_request = parse_order_form(request.form, event)
+        check_hold_budget()
         placed = orders.place_order(
             db.session,
             keyring(),
@@ -72,6 +75,10 @@ def create_order(event_id: str) -> Response | tuple[str, int]:
         return _event_page_with(event_id, 422, errors=errors, message=error.message)
     except SoldOut as error:
         return _event_page_with(event_id, 409, message=error.message)
+    except TooManyHeld as error:
+        return _event_page_with(event_id, 429, message=error.message)
+    if not placed.order.is_paid:
+        charge_hold(sum(item.quantity for item in order_request.items))
     return _continue_to_payment(placed)
 
 
