@@ -1,50 +1,48 @@
-"""Flash sale: many buyers at once on one event, on PostgreSQL under gunicorn.
+"""Flash sale: many buyers at once, on PostgreSQL under gunicorn.
 
-Run: ``.venv/bin/python bench/flash_sale.py [--verbose]`` (20 s on a quiet 2-core machine,
-longer when it is busy; ``--help`` lists the knobs).
+Run: ``.venv/bin/python bench/flash_sale.py [--verbose]`` (about a minute; ``--help`` lists
+the knobs).
 
-What it does, in one run:
+In one run:
 
 1. (Re)creates the database ``guichet_bench`` on the local PostgreSQL (never ``test``,
-   which the test suite uses), migrates it, and seeds an organiser and a published event
-   whose one ticket type has a capacity of 500 and a price (demo provider: orders stay
-   ``pending`` with a hold).
-2. Counts the SQL statements one order costs, with SQLAlchemy's ``before_cursor_execute``
-   event, on an in-process app and Flask's test client; it also counts the round trips to
-   PostgreSQL (libpq trace), which add the transaction's BEGIN/COMMIT and the pool's
-   pre-ping. It also times the app's own CPU per request there (order, sold out, and the
-   baseline's insert), a figure that other load on the machine barely moves.
-3. Serves ``bench/baseline_app.py`` (Flask + Flask-SQLAlchemy, one route inserting one
-   row) and then Guichet (``wsgi:app``), each under gunicorn with the same workers, and
-   sends each 2,000 POSTs from 50 concurrent clients on 127.0.0.1.
+   which the test suite uses), migrates it, and seeds an organiser and three published
+   events whose ticket types have a price (demo provider: orders stay ``pending`` with a
+   hold).
+2. Counts the SQL statements one order costs (SQLAlchemy's ``before_cursor_execute``), and
+   the app's own CPU per order in process (Flask's test client, no HTTP server), a figure
+   that other load on the machine barely moves.
+3. Serves Guichet (``wsgi:app``) under gunicorn and sends it three loads from concurrent
+   clients on 127.0.0.1, each on an event of its own:
+   - ``one type``: every order for one ticket type (one row every order must lock);
+   - ``four types``: the same orders spread over four types of one event;
+   - ``sell-out``: more orders than seats, for the sold-out answers and the oversell check.
+   While each load runs, a sampler reads ``pg_stat_activity`` every few milliseconds and
+   reports the share of the workers' connection time spent waiting on a lock.
 4. Reads the database afterwards for oversold tickets, and prints every figure with the
-   machine it was measured on and the issue's targets. CPU time is attributed from /proc
-   (workers, their PostgreSQL backends, the client); what other processes used during a
-   run is printed too, with a warning when it was enough to skew the figures.
+   machine it was measured on.
 
 It is a measurement, not a test: the exit code is 0 whatever the figures, and non-zero
-only when the run itself broke (the server did not start, the database was unreachable).
-Everything it starts is stopped by pid, also on Ctrl-C.
+only when the run itself broke. Everything it starts is stopped by pid, also on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import platform
-import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +54,11 @@ import sqlalchemy as sa  # noqa: E402
 from harness import (  # noqa: E402
     GunicornServer,
     RunBroken,
-    children_of,
     cpu_model,
     empty_database,
     package_version,
     percentile,
     production_environ,
-    stat_fields,
     verdict,
 )
 
@@ -71,116 +67,39 @@ SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432"
 DATABASE_URL = f"{SERVER_URL}/{DATABASE}"
 HOST = "127.0.0.1"
 
-CAPACITY = 500
 PRICE_CENTS = 1500
 FEE_CENTS = 100
-CPU_WARMUP = 5  # in-process requests before timing CPU
-CPU_SAMPLES = 200  # in-process requests timed per kind
-WARMUP_REQUESTS = 32  # per app, not measured: lets every worker load its code and connect
-REQUEST_TIMEOUT = 30.0  # gunicorn's own worker timeout
+CPU_SAMPLES = 200  # in-process orders timed
+WARMUP_REQUESTS = 32  # per load, not measured: lets every worker load its code and connect
+REQUEST_TIMEOUT = 30.0
+SAMPLE_EVERY = 0.005  # seconds between two lock samples
 
-NOISY_SHARE = 0.15  # of the machine's CPU time used by others during a run: warn
-
-TARGET_RATIO = 0.40
-TARGET_P99_MS = 250.0
+TARGET_SPREAD = 0.20  # one type within 20% of four types
 TARGET_STATEMENTS = 10
-
-
-# --------------------------------------------------------------------------- machine
-
-
-def server_settings() -> dict[str, str]:
-    engine = sa.create_engine(f"{SERVER_URL}/postgres")
-    try:
-        with engine.connect() as connection:
-            return {
-                name: connection.execute(sa.text(f"SHOW {name}")).scalar_one()
-                for name in ("server_version", "fsync", "synchronous_commit")
-            }
-    finally:
-        engine.dispose()
-
-
-# --------------------------------------------------------------------------- /proc readings
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    total = 0
-    for pid in pids:
-        fields = stat_fields(pid)
-        if fields:
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / CLOCK_TICKS
-
-
-def _kib(path: str, key: str) -> int:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def rss_mib(pids: Sequence[int]) -> float:
-    return sum(_kib(f"/proc/{pid}/status", "VmRSS") for pid in pids) / 1024
-
-
-def pss_mib(pids: Sequence[int]) -> float:
-    return sum(_kib(f"/proc/{pid}/smaps_rollup", "Pss") for pid in pids) / 1024
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    total = sum(values[:8])  # guest time is already inside user
-    idle = values[3] + values[4]
-    return total - idle, total
-
-
-def postgres_backends(database: str) -> list[int]:
-    """Pids of the server processes serving ``database`` (the workers' connections)."""
-    engine = sa.create_engine(f"{SERVER_URL}/postgres")
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
-                {"db": database},
-            )
-            return sorted(row.pid for row in rows)
-    finally:
-        engine.dispose()
 
 
 # --------------------------------------------------------------------------- database and app
 
 
-def bench_environ(instance: Path) -> dict[str, str]:
-    return production_environ(
-        instance, DATABASE_URL, BASELINE_DATABASE_URL=DATABASE_URL, TICKETING_RATELIMIT_ENABLED="false"
-    )
+@dataclass
+class Sale:
+    """An event on sale and its ticket types."""
 
-
-def recreate_database() -> None:
-    empty_database(SERVER_URL, DATABASE)
+    event_id: str
+    type_ids: list[str]
 
 
 @dataclass
 class Seed:
-    event_id: str
-    ticket_type_id: str
-    warmup_event_id: str
-    warmup_ticket_type_id: str
-    count_event_id: str
-    count_ticket_type_id: str
-    cpu_event_id: str
-    cpu_ticket_type_id: str
+    warmup: Sale
+    count: Sale
+    cpu: Sale
+    one_type: Sale
+    four_types: Sale
+    sell_out: Sale
 
 
-def _add_event(organizer_id: uuid.UUID, title: str, capacity: int) -> tuple[str, str]:
+def _add_sale(organizer_id: uuid.UUID, title: str, capacities: Sequence[int]) -> Sale:
     from ticketing.catalog.models import Event, TicketType
     from ticketing.extensions import db
     from ticketing.models import utcnow
@@ -201,23 +120,26 @@ def _add_event(organizer_id: uuid.UUID, title: str, capacity: int) -> tuple[str,
     )
     db.session.add(event)
     db.session.flush()
-    ticket_type = TicketType(
-        event_id=event.id,
-        name="Standard",
-        price_cents=PRICE_CENTS,
-        fee_cents=FEE_CENTS,
-        capacity=capacity,
-        max_per_order=10,
-        grants_entry=True,
-        grants_stream=False,
-    )
-    db.session.add(ticket_type)
+    types = [
+        TicketType(
+            event_id=event.id,
+            name=f"Type {n + 1}",
+            price_cents=PRICE_CENTS,
+            fee_cents=FEE_CENTS,
+            capacity=capacity,
+            max_per_order=10,
+            grants_entry=True,
+            grants_stream=False,
+            position=n,
+        )
+        for n, capacity in enumerate(capacities)
+    ]
+    db.session.add_all(types)
     db.session.commit()
-    return str(event.id), str(ticket_type.id)
+    return Sale(str(event.id), [str(t.id) for t in types])
 
 
-def migrate_and_seed(app: Any) -> Seed:
-    from baseline_app import create_schema
+def migrate_and_seed(app: Any, requests: int, sell_out_capacity: int) -> Seed:
     from flask_migrate import upgrade
 
     from ticketing.catalog.services import create_organizer
@@ -227,161 +149,72 @@ def migrate_and_seed(app: Any) -> Seed:
     with app.app_context():
         upgrade()
         organizer, _token = create_organizer(db.session, "Bench organiser", utcnow())
-        flash = _add_event(organizer.id, "Flash sale", CAPACITY)
-        warmup = _add_event(organizer.id, "Warm-up (not measured)", WARMUP_REQUESTS)
-        count = _add_event(organizer.id, "Statement count", 1)
-        cpu = _add_event(organizer.id, "CPU per request", CPU_WARMUP + CPU_SAMPLES)
+        seed = Seed(
+            warmup=_add_sale(organizer.id, "Warm-up (not measured)", [WARMUP_REQUESTS * 3]),
+            count=_add_sale(organizer.id, "Statement count", [1]),
+            cpu=_add_sale(organizer.id, "CPU per order", [CPU_SAMPLES + 5]),
+            one_type=_add_sale(organizer.id, "One type", [requests]),
+            four_types=_add_sale(organizer.id, "Four types", [requests] * 4),
+            sell_out=_add_sale(organizer.id, "Sell-out", [sell_out_capacity]),
+        )
         db.session.remove()
         db.engine.dispose()
-    create_schema(DATABASE_URL)
-    return Seed(*flash, *warmup, *count, *cpu)
+    return seed
 
 
 def order_body(event_id: str, ticket_type_id: str, email: str) -> dict[str, Any]:
     return {"event_id": event_id, "items": [{"ticket_type_id": ticket_type_id, "quantity": 1}], "email": email}
 
 
-# --------------------------------------------------------------------------- statements per order
+# --------------------------------------------------------------------------- in process
 
 
-@dataclass
-class RequestCost:
-    label: str
-    status: int
-    statements: list[str]
-    round_trips: list[str]
-
-
-def _one_line(sql: str, width: int = 150) -> str:
-    text = " ".join(sql.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-_TRACE_MESSAGE = re.compile(r"^([FB])\t\d+\t(\w+)\t?(.*)$")
-_TRACE_STRING = re.compile(r'"((?:[^"]|"")*)"')
-
-
-def round_trips_from_trace(trace: str) -> list[str]:
-    """The client's round trips in a libpq trace, each named by its SQL.
-
-    A round trip ends where the client waits for the server: after a simple ``Query``
-    (BEGIN, COMMIT, the pool's ping), or after the ``Sync`` closing an extended-protocol
-    Parse/Bind/Execute. Only client (``F``) messages are read: libpq writes them as it
-    sends, while the server's answers may still be unread when the trace is cut.
-    """
-    messages: list[list[str]] = []
-    for line in trace.splitlines():
-        match = _TRACE_MESSAGE.match(line)
-        if match:
-            messages.append([match.group(1), match.group(2), match.group(3)])
-        elif messages:  # SQL spanning several lines
-            messages[-1][2] += " " + line
-    trips: list[str] = []
-    parsed: str | None = None
-    for direction, kind, text in messages:
-        if direction != "F":
-            continue
-        strings = _TRACE_STRING.findall(text)
-        if kind == "Query":
-            sql = strings[0] if strings else "?"
-            trips.append("; (pool pre-ping)" if sql == ";" else _one_line(sql))
-        elif kind == "Parse":
-            parsed = _one_line(strings[1]) if len(strings) > 1 else "?"
-        elif kind == "Sync":
-            trips.append(parsed or "(prepared statement)")
-            parsed = None
-    return trips
-
-
-def count_statements(app: Any, seed: Seed, trace_path: Path) -> list[RequestCost]:
-    """Place one order (201) and one that finds the type sold out (409), in process."""
+def count_statements(app: Any, seed: Seed) -> dict[str, list[str]]:
+    """The statements of one order placed (201) and one sold out (409)."""
     from ticketing.extensions import db
 
     statements: list[str] = []
-    trace_file = trace_path.open("a")
     with app.app_context():
-        engine = db.engine
 
-        @sa.event.listens_for(engine, "connect")
-        def _trace(dbapi_connection: Any, _record: Any) -> None:
-            from psycopg import pq
-
-            dbapi_connection.pgconn.trace(os.dup(trace_file.fileno()))
-            dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-
-        @sa.event.listens_for(engine, "before_cursor_execute")
+        @sa.event.listens_for(db.engine, "before_cursor_execute")
         def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            statements.append(statement)
+            statements.append(" ".join(statement.split()))
 
     client = app.test_client()
-    warm = client.get("/healthz")  # connects and initialises the dialect: not an order's cost
-    if warm.status_code != 200:
-        raise RunBroken(f"in-process /healthz answered {warm.status_code}")
-    costs = []
-    for label, email in (("order placed (201)", "count-1@example.org"), ("sold out (409)", "count-2@example.org")):
+    if client.get("/healthz").status_code != 200:  # connects first: not an order's cost
+        raise RunBroken("in-process /healthz did not answer 200")
+    costs = {}
+    for label, email, expected in (
+        ("order placed (201)", "c1@example.org", 201),
+        ("sold out (409)", "c2@example.org", 409),
+    ):
         statements.clear()
-        offset = trace_path.stat().st_size
-        response = client.post("/api/v1/orders", json=order_body(seed.count_event_id, seed.count_ticket_type_id, email))
-        with trace_path.open() as trace:
-            trace.seek(offset)
-            trips = round_trips_from_trace(trace.read())
-        costs.append(RequestCost(label, response.status_code, list(statements), trips))
-    if costs[0].status != 201 or costs[1].status != 409:
-        raise RunBroken(f"in-process orders answered {costs[0].status} and {costs[1].status}, expected 201 and 409")
+        response = client.post("/api/v1/orders", json=order_body(seed.count.event_id, seed.count.type_ids[0], email))
+        if response.status_code != expected:
+            raise RunBroken(f"in-process order answered {response.status_code}, expected {expected}")
+        costs[label] = list(statements)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-    trace_file.close()
     return costs
 
 
-@dataclass
-class AppCpu:
-    """CPU time of the app's own process per request, without HTTP server or PostgreSQL."""
-
-    order: float
-    sold_out: float
-    baseline: float
-
-
-def _post_all(client: Any, path: str, bodies: Sequence[dict[str, Any]], expected: int) -> float:
-    started = time.process_time()
-    for body in bodies:
-        response = client.post(path, json=body)
-        if response.status_code != expected:
-            raise RunBroken(f"in-process POST {path} answered {response.status_code}, expected {expected}")
-    return (time.process_time() - started) / len(bodies)
-
-
-def measure_app_cpu(app: Any, seed: Seed) -> AppCpu:
-    """Mean CPU per request in this process, through Flask's test client: the app's share
-    of the cost, measured apart from gunicorn, the client and PostgreSQL, and far less
-    sensitive to other load on the machine than throughput is."""
-    from baseline_app import create_app as create_baseline
-
+def app_cpu_per_order(app: Any, seed: Seed) -> float:
+    """Mean CPU of this process per order placed through Flask's test client."""
     from ticketing.extensions import db
 
-    def orders(prefix: str, count: int) -> list[dict[str, Any]]:
-        return [
-            order_body(seed.cpu_event_id, seed.cpu_ticket_type_id, f"cpu-{prefix}-{i}@example.org")
-            for i in range(count)
-        ]
-
     client = app.test_client()
-    _post_all(client, "/api/v1/orders", orders("warm", CPU_WARMUP), 201)
-    order = _post_all(client, "/api/v1/orders", orders("order", CPU_SAMPLES), 201)
-    sold_out = _post_all(client, "/api/v1/orders", orders("late", CPU_SAMPLES), 409)
+    bodies = [order_body(seed.cpu.event_id, seed.cpu.type_ids[0], f"cpu-{i}@example.org") for i in range(CPU_SAMPLES)]
+    started = time.process_time()
+    for body in bodies:
+        response = client.post("/api/v1/orders", json=body)
+        if response.status_code != 201:
+            raise RunBroken(f"in-process order answered {response.status_code}")
+    spent = (time.process_time() - started) / len(bodies)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-
-    baseline_app = create_baseline(DATABASE_URL)
-    baseline_client = baseline_app.test_client()
-    _post_all(baseline_client, "/hits", orders("warm", CPU_WARMUP), 201)
-    baseline = _post_all(baseline_client, "/hits", orders("hit", CPU_SAMPLES), 201)
-    with baseline_app.app_context():
-        baseline_app.extensions["sqlalchemy"].engine.dispose()
-    return AppCpu(order, sold_out, baseline)
+    return spent
 
 
 # --------------------------------------------------------------------------- load client
@@ -399,18 +232,14 @@ class Answer:
         return self.finished - self.started
 
 
-@dataclass
-class Load:
-    answers: list[Answer]
-    wall: float
-    client_cpu: float
-    started: float
-
-
-def http_request(method: str, path: str, port: int, body: bytes = b"") -> bytes:
-    head = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Accept: application/json"]
-    if body:
-        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+def http_request(path: str, port: int, body: bytes) -> bytes:
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {HOST}:{port}",
+        "Accept: application/json",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
 
 
@@ -423,22 +252,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip().lower()
-    if "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
-        keep_alive = headers.get("connection") != "close"
-    elif headers.get("transfer-encoding") == "chunked":
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            parts.append(await reader.readexactly(size + 2))
-            if size == 0:
-                break
-        body = b"".join(p[:-2] for p in parts)
-        keep_alive = headers.get("connection") != "close"
-    else:
-        body = await reader.read()
-        keep_alive = False
-    return status, keep_alive, body
+    if "content-length" not in headers:
+        return status, False, await reader.read()
+    body = await reader.readexactly(int(headers["content-length"]))
+    return status, headers.get("connection") != "close", body
 
 
 async def _fire(port: int, requests: Sequence[bytes], clients: int) -> list[Answer]:
@@ -473,164 +290,157 @@ async def _fire(port: int, requests: Sequence[bytes], clients: int) -> list[Answ
     return answers
 
 
-def fire(port: int, requests: Sequence[bytes], clients: int) -> Load:
-    cpu_before = time.process_time()
-    started = time.perf_counter()
-    answers = asyncio.run(_fire(port, requests, clients))
-    wall = time.perf_counter() - started
-    return Load(answers, wall, time.process_time() - cpu_before, started)
-
-
-# --------------------------------------------------------------------------- gunicorn
-
-
-# --------------------------------------------------------------------------- one measured run
+# --------------------------------------------------------------------------- lock sampler
 
 
 @dataclass
-class Run:
-    name: str
-    load: Load
-    workers: int
-    worker_cpu: float
-    backend_cpu: float
-    machine_busy: float
-    busy_seconds: float
-    rss: float
-    pss: float
-    master_rss: float
-    load_average: str
+class LockSamples:
+    """What the workers' connections were doing, sampled from pg_stat_activity."""
 
+    samples: int = 0
+    active: int = 0  # connection-samples running a statement or waiting inside one
+    waiting_on_lock: int = 0
+    in_transaction: int = 0  # idle in transaction: between two statements of an order
+    stop: threading.Event = field(default_factory=threading.Event)
 
-def measure(
-    server: GunicornServer, workers: int, warmup: Sequence[bytes], requests: Sequence[bytes], clients: int
-) -> Run:
-    server.start()
-    try:
-        server.wait_ready(workers)
-        warm = fire(server.port, warmup, min(clients, len(warmup)))
-        bad = [a for a in warm.answers if a.status not in (200, 201)]
-        if bad:
-            raise RunBroken(f"{server.name}: {len(bad)} warm-up requests failed, first: {describe(bad[0])}")
-        assert server.process is not None
-        workers_now = children_of(server.process.pid)
-        backends = postgres_backends(DATABASE)
-        load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-        worker_cpu, backend_cpu, ticks = cpu_seconds(workers_now), cpu_seconds(backends), machine_ticks()
-        load = fire(server.port, requests, clients)
-        busy_after, total_after = machine_ticks()
-        worker_cpu = cpu_seconds(workers_now) - worker_cpu
-        backend_cpu = cpu_seconds(backends) - backend_cpu
-        machine_busy = (busy_after - ticks[0]) / max(1, total_after - ticks[1])
-        busy_seconds = (busy_after - ticks[0]) / CLOCK_TICKS
-        if children_of(server.process.pid) != workers_now:
-            print(f"warning: {server.name}: gunicorn replaced a worker during the run:\n{server.log_tail(10)}")
-        return Run(
-            name=server.name,
-            load=load,
-            workers=len(workers_now),
-            worker_cpu=worker_cpu,
-            backend_cpu=backend_cpu,
-            machine_busy=machine_busy,
-            busy_seconds=busy_seconds,
-            rss=rss_mib(workers_now),
-            pss=pss_mib(workers_now),
-            master_rss=rss_mib([server.process.pid]),
-            load_average=load_average,
+    @property
+    def lock_share(self) -> float:
+        """Of the time the connections had an order's transaction open, the share spent
+        waiting on a lock."""
+        busy = self.active + self.in_transaction
+        return self.waiting_on_lock / busy if busy else 0.0
+
+    @property
+    def mean_waiting(self) -> float:
+        return self.waiting_on_lock / self.samples if self.samples else 0.0
+
+    def run(self) -> None:
+        engine = sa.create_engine(f"{SERVER_URL}/postgres", isolation_level="AUTOCOMMIT")
+        query = sa.text(
+            "SELECT count(*) FILTER (WHERE state = 'active'), "
+            "count(*) FILTER (WHERE state = 'active' AND wait_event_type = 'Lock'), "
+            "count(*) FILTER (WHERE state = 'idle in transaction') "
+            "FROM pg_stat_activity WHERE datname = :db AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
         )
+        try:
+            with engine.connect() as connection:
+                while not self.stop.wait(SAMPLE_EVERY):
+                    active, waiting, in_transaction = connection.execute(query, {"db": DATABASE}).one()
+                    self.samples += 1
+                    self.active += active
+                    self.waiting_on_lock += waiting
+                    self.in_transaction += in_transaction
+        finally:
+            engine.dispose()
+
+
+# --------------------------------------------------------------------------- one load
+
+
+@dataclass
+class Load:
+    name: str
+    answers: list[Answer]
+    wall: float
+    locks: LockSamples
+    started: float
+
+    def with_status(self, status: int) -> list[Answer]:
+        return [a for a in self.answers if a.status == status]
+
+    @property
+    def errors(self) -> list[Answer]:
+        return [a for a in self.answers if a.status not in (201, 409)]
+
+    @property
+    def orders_per_second(self) -> float:
+        """Over the selling phase: from the first request to the last order placed."""
+        created = self.with_status(201)
+        if not created:
+            return 0.0
+        return len(created) / (max(a.finished for a in created) - self.started)
+
+
+def fire(name: str, port: int, requests: Sequence[bytes], clients: int) -> Load:
+    locks = LockSamples()
+    sampler = threading.Thread(target=locks.run, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    answers = asyncio.run(_fire(port, requests, clients))
+    wall = time.perf_counter() - started
+    locks.stop.set()
+    sampler.join(timeout=5)
+    return Load(name, answers, wall, locks, started)
+
+
+def posts(port: int, sale: Sale, prefix: str, count: int) -> list[bytes]:
+    """``count`` orders of one ticket each, spread evenly over the sale's types."""
+    stamp = uuid.uuid4().hex[:8]
+    return [
+        http_request(
+            "/api/v1/orders",
+            port,
+            json.dumps(
+                order_body(sale.event_id, sale.type_ids[i % len(sale.type_ids)], f"{prefix}-{stamp}-{i}@example.org")
+            ).encode(),
+        )
+        for i in range(count)
+    ]
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+@dataclass
+class Inventory:
+    capacity: int
+    held_and_sold: int
+    ordered: int
+
+    @property
+    def oversold(self) -> int:
+        return max(0, self.held_and_sold - self.capacity, self.ordered - self.capacity)
+
+
+def read_inventory(sale: Sale) -> Inventory:
+    engine = sa.create_engine(DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            capacity, held_and_sold = connection.execute(
+                sa.text("SELECT sum(capacity), sum(reserved + sold) FROM ticket_type WHERE event_id = :id"),
+                {"id": sale.event_id},
+            ).one()
+            ordered = connection.execute(
+                sa.text(
+                    "SELECT coalesce(sum(l.quantity), 0) FROM orders o JOIN order_line l ON l.order_id = o.id "
+                    "WHERE o.event_id = :id AND o.status IN ('pending', 'paid')"
+                ),
+                {"id": sale.event_id},
+            ).scalar_one()
     finally:
-        server.stop()
+        engine.dispose()
+    return Inventory(int(capacity), int(held_and_sold), int(ordered))
 
 
 # --------------------------------------------------------------------------- report
-
-
-def describe(answer: Answer) -> str:
-    body = answer.body[:200].decode("utf-8", errors="replace").replace("\n", " ")
-    return f"{answer.status or 'no answer'} {body}"
 
 
 def ms(seconds: float) -> str:
     return "n/a" if seconds != seconds else f"{seconds * 1000:.0f} ms"
 
 
-def classify(load: Load) -> tuple[list[Answer], list[Answer], list[Answer]]:
-    created: list[Answer] = []
-    sold_out: list[Answer] = []
-    errors: list[Answer] = []
-    for answer in load.answers:
-        if answer.status == 201 and b'"code"' in answer.body:
-            created.append(answer)
-        elif answer.status == 409 and b'"sold_out"' in answer.body:
-            sold_out.append(answer)
-        else:
-            errors.append(answer)
-    return created, sold_out, errors
-
-
-@dataclass
-class Inventory:
-    capacity: int
-    reserved: int
-    sold: int
-    orders: int
-    ordered_quantity: int
-    tickets: int
-
-    @property
-    def oversold(self) -> int:
-        return max(0, self.reserved + self.sold - self.capacity, self.ordered_quantity - self.capacity)
-
-
-def read_inventory(seed: Seed) -> Inventory:
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.connect() as connection:
-            capacity, reserved, sold = connection.execute(
-                sa.text("SELECT capacity, reserved, sold FROM ticket_type WHERE id = :id"),
-                {"id": seed.ticket_type_id},
-            ).one()
-            orders, quantity = connection.execute(
-                sa.text(
-                    "SELECT count(DISTINCT o.id), coalesce(sum(l.quantity), 0) FROM orders o "
-                    "JOIN order_line l ON l.order_id = o.id "
-                    "WHERE l.ticket_type_id = :id AND o.status IN ('pending', 'paid')"
-                ),
-                {"id": seed.ticket_type_id},
-            ).one()
-            tickets = connection.execute(
-                sa.text("SELECT count(*) FROM ticket WHERE ticket_type_id = :id AND status = 'valid'"),
-                {"id": seed.ticket_type_id},
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    return Inventory(capacity, reserved, sold, orders, int(quantity), tickets)
+def describe(answer: Answer) -> str:
+    return f"{answer.status or 'no answer'} {answer.body[:200].decode('utf-8', errors='replace')}"
 
 
 def print_report(
     args: argparse.Namespace,
     settings: dict[str, str],
-    costs: list[RequestCost],
-    app_cpu: AppCpu,
-    checkout: Run,
-    baseline: Run,
-    inventory: Inventory,
+    costs: dict[str, list[str]],
+    cpu: float,
+    loads: list[Load],
+    sell_out: Inventory,
 ) -> None:
-    created, sold_out, errors = classify(checkout.load)
-    base_ok = [a for a in baseline.load.answers if a.status == 201]
-    base_errors = [a for a in baseline.load.answers if a.status != 201]
-    n = len(checkout.load.answers)
-
-    # Orders/s over the selling phase: from the first request to the last order created.
-    selling = (max(a.finished for a in created) - checkout.load.started) if created else float("nan")
-    orders_per_s = len(created) / selling if created else 0.0
-    answers_per_s = n / checkout.load.wall
-    base_per_s = len(base_ok) / baseline.load.wall
-    ratio = orders_per_s / base_per_s if base_per_s else 0.0
-    order_lat = [a.latency for a in created]
-    p99_orders = percentile(order_lat, 0.99)
-    order_cost = costs[0]
-
     print()
     print("machine")
     print(f"  CPU            {cpu_model()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)")
@@ -640,139 +450,48 @@ def print_report(
         f"(fsync {settings['fsync']}, synchronous_commit {settings['synchronous_commit']})"
     )
     print(
-        f"  stack          gunicorn {package_version('gunicorn')}, Flask {package_version('flask')}, "
-        f"SQLAlchemy {package_version('sqlalchemy')}, psycopg {package_version('psycopg')}"
+        f"  stack          gunicorn {package_version('gunicorn')} -w {args.workers} -k {args.worker_class}, "
+        f"Flask {package_version('flask')}, SQLAlchemy {package_version('sqlalchemy')}, "
+        f"psycopg {package_version('psycopg')}"
     )
-    threads = f", {args.threads} threads each" if args.threads > 1 else ""
-    print(f"  server         gunicorn -w {args.workers} -k {args.worker_class}{threads}, on {HOST}")
-    print(
-        f"  client         asyncio, raw HTTP/1.1 in the benchmark process, {args.clients} concurrent connections "
-        f"(new connection whenever the server closes it), {n} POSTs per app after {WARMUP_REQUESTS} warm-up requests"
-    )
-    if args.profile:
-        print(f"  NOTE           workers ran under cProfile ({args.profile}): figures are slowed by profiling")
+    print(f"  client         asyncio, raw HTTP/1.1, {args.clients} concurrent connections, on {HOST}")
 
     print()
-    print("SQL per order (in-process, Flask test client; statements counted by before_cursor_execute)")
-    for cost in costs:
-        print(f"  {cost.label:<20} {len(cost.statements):>2} statements, {len(cost.round_trips):>2} round trips")
+    print("in process (Flask test client)")
+    for label, statements in costs.items():
+        print(f"  {label:<20} {len(statements):>2} SQL statements")
         if args.verbose:
-            for i, statement in enumerate(cost.statements, 1):
-                print(f"      {i:>2}. {_one_line(statement)}")
-            print("      round trips (libpq trace, first message of each):")
-            for i, trip in enumerate(cost.round_trips, 1):
-                print(f"      {i:>2}. {trip}")
-    if not args.verbose:
-        print("  (run with --verbose to list them)")
+            for i, statement in enumerate(statements, 1):
+                print(f"      {i:>2}. {statement[:150]}")
+    print(f"  app CPU            {cpu * 1000:5.2f} ms per order placed (mean of {CPU_SAMPLES})")
 
     print()
-    print(f"app CPU per request (in-process, Flask test client, mean of {CPU_SAMPLES}; no HTTP server, no PostgreSQL)")
-    for label, seconds in (("order placed (201)", app_cpu.order), ("sold out (409)", app_cpu.sold_out)):
-        print(f"  {label:<20}{seconds * 1000:5.2f} ms   ({seconds / app_cpu.baseline:.1f} x baseline)")
-    print(f"  baseline insert     {app_cpu.baseline * 1000:5.2f} ms")
+    print(f"{'load':<12}{'answers':<22}{'orders/s':>9}{'p50':>8}{'p99':>8}{'errors':>8}  lock wait")
+    for load in loads:
+        created, sold_out = load.with_status(201), load.with_status(409)
+        latencies = [a.latency for a in created]
+        print(
+            f"  {load.name:<12}{f'{len(created)} x 201, {len(sold_out)} x 409':<22}{load.orders_per_second:>9.0f}"
+            f"{ms(percentile(latencies, 0.5)):>8}{ms(percentile(latencies, 0.99)):>8}{len(load.errors):>8}"
+            f"  {load.locks.lock_share:.0%} of transaction time ({load.locks.mean_waiting:.1f} connections "
+            f"on average, {load.locks.samples} samples)"
+        )
+        for answer in load.errors[:3]:
+            print(f"      error: {describe(answer)}")
 
-    def lat(answers: Sequence[Answer], fraction: float) -> str:
-        return ms(percentile([a.latency for a in answers], fraction))
-
-    def per_request(seconds: float, digits: int = 1) -> str:
-        return f"{seconds * 1000 / n:.{digits}f} ms/request"
-
-    cores = len(os.sched_getaffinity(0))
-
-    def cpu_per_answer(run: Run) -> str:
-        # Everything the run needs, on a machine where CPU is what runs out first.
-        spent = (run.worker_cpu + run.backend_cpu + run.load.client_cpu) / n
-        return f"{spent * 1000:.1f} ms: at most {cores / spent:.0f}/s on {cores} cores"
-
-    def other_cpu(run: Run) -> str:
-        # Busy CPU time not spent by the workers, their PostgreSQL backends or the client:
-        # other people's processes on a shared machine (and the kernel's loopback work).
-        other = run.busy_seconds - run.worker_cpu - run.backend_cpu - run.load.client_cpu
-        return f"{max(0.0, other):.1f} CPU-s of {run.busy_seconds:.1f} busy CPU-s"
-
-    everything = checkout.load.answers
-    rows = [
-        ("route", "POST /api/v1/orders", "POST /hits"),
-        ("answers", f"{len(created)} x 201, {len(sold_out)} x 409", f"{len(base_ok)} x 201"),
-        ("errors", str(len(errors)), str(len(base_errors))),
-        ("wall time", f"{checkout.load.wall:.2f} s", f"{baseline.load.wall:.2f} s"),
-        ("throughput", f"{orders_per_s:.0f} orders/s (selling)", f"{base_per_s:.0f} inserts/s"),
-        ("", f"{answers_per_s:.0f} answers/s (all {n})", ""),
-        ("latency p50", f"{lat(created, 0.5)} (201)", lat(base_ok, 0.5)),
-        ("latency p95", f"{lat(created, 0.95)} (201)", lat(base_ok, 0.95)),
-        ("latency p99", f"{ms(p99_orders)} (201)", lat(base_ok, 0.99)),
-        ("latency max", f"{lat(created, 1.0)} (201)", lat(base_ok, 1.0)),
-        ("409 p50 / p99", f"{lat(sold_out, 0.5)} / {lat(sold_out, 0.99)}", ""),
-        ("all p50 / p99", f"{lat(everything, 0.5)} / {lat(everything, 0.99)}", ""),
-        ("worker CPU", per_request(checkout.worker_cpu), per_request(baseline.worker_cpu)),
-        ("PostgreSQL CPU", per_request(checkout.backend_cpu), per_request(baseline.backend_cpu)),
-        ("client CPU", per_request(checkout.load.client_cpu, 2), per_request(baseline.load.client_cpu, 2)),
-        ("CPU / answer", cpu_per_answer(checkout), cpu_per_answer(baseline)),
-        ("machine busy", f"{checkout.machine_busy:.0%} of all cores", f"{baseline.machine_busy:.0%} of all cores"),
-        ("other processes", other_cpu(checkout), other_cpu(baseline)),
-        ("load avg before", checkout.load_average, baseline.load_average),
-        (
-            "workers RSS",
-            f"{checkout.rss:.0f} MiB for {checkout.workers} (PSS {checkout.pss:.0f})",
-            f"{baseline.rss:.0f} MiB for {baseline.workers} (PSS {baseline.pss:.0f})",
-        ),
-        ("master RSS", f"{checkout.master_rss:.0f} MiB", f"{baseline.master_rss:.0f} MiB"),
-    ]
+    one, four = loads[0].orders_per_second, loads[1].orders_per_second
+    spread = abs(one - four) / max(one, four) if max(one, four) else 1.0
+    statements = len(costs["order placed (201)"])
     print()
-    print(f"{n} requests from {args.clients} concurrent clients    {'checkout':<36}baseline")
-    for label, left, right in rows:
-        print(f"  {label:<16}{left:<46}{right}")
-    for name, bad in (("checkout", errors), ("baseline", base_errors)):
-        if bad:
-            print(f"  {name} errors, first {min(5, len(bad))}:")
-            for answer in bad[:5]:
-                print(f"    {describe(answer)}")
-
-    for run in (checkout, baseline):
-        other = run.busy_seconds - run.worker_cpu - run.backend_cpu - run.load.client_cpu
-        available = run.load.wall * len(os.sched_getaffinity(0))
-        if other > NOISY_SHARE * available:
-            print(
-                f"  WARNING: during the {run.name} run, other processes used {other / available:.0%} of the machine's "
-                "CPU time; its figures understate what this machine can do alone. Run again when it is quiet."
-            )
-
-    print()
-    print("inventory after the run (read from the database)")
+    print("targets")
+    for label, figure, target, ok in (
+        ("oversold (sell-out)", str(sell_out.oversold), "= 0", sell_out.oversold == 0),
+        ("one type vs four types", f"{spread:.0%} apart", f"<= {TARGET_SPREAD:.0%}", spread <= TARGET_SPREAD),
+        ("statements / order", str(statements), f"<= {TARGET_STATEMENTS}", statements <= TARGET_STATEMENTS),
+    ):
+        print(f"  {label:<24}{figure:>12}   target {target:<8}{verdict(ok)}")
     print(
-        f"  ticket type    capacity {inventory.capacity}, held {inventory.reserved} + sold {inventory.sold} "
-        f"= {inventory.reserved + inventory.sold}"
-    )
-    print(
-        f"  orders         {inventory.orders} pending or paid, {inventory.ordered_quantity} tickets ordered, "
-        f"{inventory.tickets} tickets issued"
-    )
-    consistent = len(created) == inventory.orders == inventory.reserved + inventory.sold == inventory.ordered_quantity
-    print(f"  consistent     {'yes' if consistent else 'NO'} (201 answers = orders = held + sold = tickets ordered)")
-
-    print()
-    print("targets (issue 3)")
-    targets = [
-        ("oversold", str(inventory.oversold), "= 0", inventory.oversold == 0),
-        ("checkout / baseline", f"{ratio:.0%}", f">= {TARGET_RATIO:.0%}", ratio >= TARGET_RATIO),
-        (
-            f"p99 at {args.clients} clients",
-            ms(p99_orders),
-            f"< {TARGET_P99_MS:.0f} ms",
-            p99_orders < TARGET_P99_MS / 1000,
-        ),
-        (
-            "statements / order",
-            str(len(order_cost.statements)),
-            f"<= {TARGET_STATEMENTS}",
-            len(order_cost.statements) <= TARGET_STATEMENTS,
-        ),
-    ]
-    for label, figure, target, ok in targets:
-        print(f"  {label:<22}{figure:>10}   target {target:<10}{verdict(ok)}")
-    print(
-        f"  (orders/s over the selling phase vs the baseline's inserts/s; p99 of the {len(created)} order answers; "
-        f"errors: {len(errors)})"
+        f"  (sell-out: capacity {sell_out.capacity}, held + sold {sell_out.held_and_sold}, ordered {sell_out.ordered})"
     )
 
 
@@ -781,13 +500,12 @@ def print_report(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--verbose", action="store_true", help="list the SQL statements and round trips of one order")
-    parser.add_argument("--requests", type=int, default=2000, help="POSTs per app (default 2000)")
-    parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
+    parser.add_argument("--verbose", action="store_true", help="list the SQL statements of one order")
+    parser.add_argument("--requests", type=int, default=2000, help="orders per load (default 2000)")
+    parser.add_argument("--sell-out-capacity", type=int, default=500, help="seats of the sell-out load (default 500)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (default sync)")
-    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread; default 1)")
-    parser.add_argument("--profile", metavar="DIR", help="profile each checkout worker with cProfile into DIR")
     return parser.parse_args(argv)
 
 
@@ -795,92 +513,58 @@ def _terminate(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-@contextlib.contextmanager
-def stopping(server: GunicornServer) -> Iterator[GunicornServer]:
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     begun = time.perf_counter()
     print(f"Guichet flash-sale benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
 
     with tempfile.TemporaryDirectory(prefix="guichet-bench-") as scratch:
         scratch_path = Path(scratch)
-        environ = bench_environ(scratch_path / "instance")
-        settings = server_settings()
+        # One load client sends every order from one address: rate limits stay off here.
+        environ = production_environ(scratch_path / "instance", DATABASE_URL, TICKETING_RATELIMIT_ENABLED="false")
 
         from config import ProductionConfig
         from ticketing import create_app
 
         print(f"preparing database {DATABASE} (schema dropped, migrated, seeded) ...", flush=True)
-        recreate_database()
+        settings = empty_database(SERVER_URL, DATABASE)
         app = create_app(ProductionConfig(environ))
-        seed = migrate_and_seed(app)
-        app_cpu = measure_app_cpu(app, seed)
-        costs = count_statements(app, seed, scratch_path / "libpq-trace.txt")
+        seed = migrate_and_seed(app, args.requests, args.sell_out_capacity)
+        cpu = app_cpu_per_order(app, seed)
+        costs = count_statements(app, seed)
 
-        gunicorn_args = ["-w", str(args.workers), "-k", args.worker_class, "--threads", str(args.threads)]
-        checkout_args = list(gunicorn_args)
-        if args.profile:
-            profile_dir = Path(args.profile).resolve()
-            profile_dir.mkdir(parents=True, exist_ok=True)
-            environ["BENCH_PROFILE_DIR"] = str(profile_dir)
-            checkout_args += ["-c", str(BENCH / "gunicorn_profile.py")]
-
-        baseline_server = GunicornServer(
-            "baseline", "baseline_app:create_app()", BENCH, environ, scratch_path / "baseline.log", gunicorn_args
+        server = GunicornServer(
+            "guichet",
+            "wsgi:app",
+            ROOT,
+            environ,
+            scratch_path / "gunicorn.log",
+            ["-w", str(args.workers), "-k", args.worker_class],
         )
-        checkout_server = GunicornServer(
-            "checkout", "wsgi:app", ROOT, environ, scratch_path / "checkout.log", checkout_args
-        )
-        stamp = uuid.uuid4().hex[:8]  # emails unique per attempt, and per run
-
-        def posts(
-            server: GunicornServer, path: str, prefix: str, count: int, event_id: str, type_id: str
-        ) -> list[bytes]:
-            return [
-                http_request(
-                    "POST",
-                    path,
-                    server.port,
-                    json.dumps(order_body(event_id, type_id, f"{prefix}-{stamp}-{i}@example.org")).encode(),
+        loads = []
+        try:
+            server.start()
+            server.wait_ready(args.workers)
+            warm = fire("warm-up", server.port, posts(server.port, seed.warmup, "w", WARMUP_REQUESTS), args.clients)
+            if warm.errors:
+                raise RunBroken(f"{len(warm.errors)} warm-up orders failed, first: {describe(warm.errors[0])}")
+            for name, sale in (
+                ("one type", seed.one_type),
+                ("four types", seed.four_types),
+                ("sell-out", seed.sell_out),
+            ):
+                print(f"{name}: {args.requests} orders from {args.clients} clients ...", flush=True)
+                loads.append(
+                    fire(
+                        name, server.port, posts(server.port, sale, name.replace(" ", "-"), args.requests), args.clients
+                    )
                 )
-                for i in range(count)
-            ]
-
-        with stopping(baseline_server), stopping(checkout_server):
-            print(f"baseline: {args.requests} POSTs from {args.clients} clients ...", flush=True)
-            baseline = measure(
-                baseline_server,
-                args.workers,
-                posts(baseline_server, "/hits", "w", WARMUP_REQUESTS, seed.event_id, seed.ticket_type_id),
-                posts(baseline_server, "/hits", "b", args.requests, seed.event_id, seed.ticket_type_id),
-                args.clients,
-            )
-            print(f"checkout: {args.requests} POSTs from {args.clients} clients ...", flush=True)
-            checkout = measure(
-                checkout_server,
-                args.workers,
-                posts(
-                    checkout_server,
-                    "/api/v1/orders",
-                    "w",
-                    WARMUP_REQUESTS,
-                    seed.warmup_event_id,
-                    seed.warmup_ticket_type_id,
-                ),
-                posts(checkout_server, "/api/v1/orders", "c", args.requests, seed.event_id, seed.ticket_type_id),
-                args.clients,
-            )
-        inventory = read_inventory(seed)
-        print_report(args, settings, costs, app_cpu, checkout, baseline, inventory)
+        finally:
+            server.stop()
+        print_report(args, settings, costs, cpu, loads, read_inventory(seed.sell_out))
         print(f"\nwhole run: {time.perf_counter() - begun:.0f} s")
     return 0
 
@@ -891,10 +575,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped", file=sys.stderr)
         sys.exit(130)
-    except SystemExit as stop:
-        if stop.code == 128 + signal.SIGTERM:
-            print("\nterminated; servers stopped", file=sys.stderr)
-        raise
     except (RunBroken, sa.exc.OperationalError) as error:
         print(f"\nthe run broke: {error}", file=sys.stderr)
         sys.exit(2)
