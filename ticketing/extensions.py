@@ -15,8 +15,34 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
-from ticketing.crypto import KeyRing
+from ticketing.crypto import KeyRing, blind_index
+from ticketing.forms import EMAIL_PATTERN
 from ticketing.models import Base
+
+
+def _email_in_request() -> str:
+    """The ``email`` field of a form or of a JSON body, for limits keyed on the address."""
+    if request.is_json:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # "[[[[...": the view answers it with a 400
+            body = None
+        value = body.get("email") if isinstance(body, dict) else None
+    else:
+        value = request.form.get("email")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def email_fingerprint() -> str:
+    """Rate-limit key of an address (a keyed hash: the storage never holds the address), so
+    that nobody can flood a stranger's inbox from many clients."""
+    return blind_index(keyring().blind_index_key, _email_in_request()).hex()[:32]
+
+
+def not_an_email() -> bool:
+    """A malformed address mails nobody and gets its field error: it skips address limits."""
+    value = _email_in_request()
+    return EMAIL_PATTERN.match(value) is None or not value.isprintable()
 
 
 def client_fingerprint() -> str:

@@ -21,14 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask_babel import ngettext
 from limits import RateLimitItem, parse
 
-from ticketing.crypto import blind_index
 from ticketing.errors import N_, GuichetError
-from ticketing.extensions import client_fingerprint, keyring, limiter
-from ticketing.forms import EMAIL_PATTERN
+from ticketing.extensions import client_fingerprint, email_fingerprint, limiter, not_an_email
 
 ORDERS_PER_CLIENT = "20 per minute; 120 per hour"
 HELD_TICKETS_PER_CLIENT = 20
@@ -42,34 +40,6 @@ class TooManyHeld(GuichetError):
     title = N_("Too many tickets held")
 
 
-def _email() -> str:
-    if request.is_json:
-        try:
-            body = request.get_json(silent=True)
-        except RecursionError:  # "[[[[...": the view answers it with a 400
-            body = None
-        email = body.get("email") if isinstance(body, dict) else None
-    else:
-        email = request.form.get("email")
-    return email.strip() if isinstance(email, str) else ""
-
-
-def _address_key() -> str:
-    return blind_index(keyring().blind_index_key, _email()).hex()[:32]
-
-
-def _not_an_address() -> bool:
-    """A malformed address is refused with a field error and mails nobody: nothing to count."""
-    email = _email()
-    if EMAIL_PATTERN.match(email) is None:
-        return True
-    try:
-        email.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _placed_an_order(response: Any) -> bool:
     return response.status_code in (201, 303)
 
@@ -79,8 +49,8 @@ _ORDERS = limiter.shared_limit(ORDERS_PER_CLIENT, scope="orders")
 _ADDRESS = limiter.shared_limit(
     ORDERS_PER_ADDRESS,
     scope="order-address",
-    key_func=_address_key,
-    exempt_when=_not_an_address,
+    key_func=email_fingerprint,
+    exempt_when=not_an_email,
     deduct_when=_placed_an_order,
 )
 

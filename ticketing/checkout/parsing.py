@@ -10,11 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask_babel import gettext as _
+from wtforms import StringField
+from wtforms.validators import StopValidation
 
 from ticketing.catalog.models import Event
 from ticketing.checkout.orders import OrderItem, OrderRequest
 from ticketing.errors import Invalid
 from ticketing.forms import FieldParser
+from ticketing.webforms import PageForm, email, required, text, whole_number
 
 MAX_ITEMS = 20
 MAX_QUANTITY = 50
@@ -69,30 +72,46 @@ def parse_order_json(payload: Any) -> tuple[str, OrderRequest]:
     return event_id, OrderRequest(tuple(items), email, name, postcode)
 
 
-def parse_order_form(form: Mapping[str, str], event: Event) -> OrderRequest:
-    """Read the buy form of an event page: one ``qty-<ticket type id>`` field per type.
+class BuyForm(PageForm):
+    """The buy form of an event page: the buyer's address, and the name and postcode where
+    the event asks for them; ``buy_form`` adds one ``qty-<ticket type id>`` field per type."""
 
-    Every problem is reported at once, including the name and postcode this event asks
-    for, so that the buyer fixes the form in one go.
-    """
-    fields = FieldParser(form)
-    email = fields.email()
-    name = fields.text("name", max_length=200) if event.ask_name else None
-    postcode = _parse_postcode(fields) if event.ask_postcode else None
-    if event.ask_name and not name and "name" not in fields.errors:
-        fields.fail("name", _("This event asks for your name."))
-    if event.ask_postcode and not postcode and "postcode" not in fields.errors:
-        fields.fail("postcode", _("This event asks for your postcode."))
-    items: list[OrderItem] = []
-    quantity_errors = False
-    for ticket_type in event.ticket_types:
-        field_name = f"qty-{ticket_type.id}"
-        quantity = fields.integer(field_name, minimum=0, maximum=MAX_QUANTITY, default=0)
-        quantity_errors = quantity_errors or field_name in fields.errors
-        if quantity:
-            items.append(OrderItem(ticket_type.id, quantity))
-    if not items and not quantity_errors:
-        fields.fail("tickets", _("Choose at least one ticket."))
-    fields.finish()
-    assert email is not None
-    return OrderRequest(tuple(items), email, name, postcode)
+    email = StringField(validators=[email()])
+
+    def order_request(self) -> OrderRequest:
+        """Every problem at once, so that the buyer fixes the form in one go."""
+        valid = self.validate()
+        items = [
+            OrderItem(uuid.UUID(name[len("qty-") :]), field.data)
+            for name, field in self._fields.items()
+            if name.startswith("qty-") and isinstance(field.data, int) and field.data > 0
+        ]
+        problems = self.problems()
+        if not items and not any(name.startswith("qty-") for name in problems):
+            problems["tickets"] = _("Choose at least one ticket.")
+        if not valid or problems:
+            raise Invalid(_("Some fields need attention."), errors=problems)
+        name = self._fields["name"].data if "name" in self._fields else None
+        postcode = self._fields["postcode"].data if "postcode" in self._fields else None
+        return OrderRequest(tuple(items), self.email.data, name, postcode)
+
+
+def _postcode_rule(_form: Any, field: Any) -> None:
+    parser = FieldParser({"postcode": field.data} if field.data is not None else {})
+    value = _parse_postcode(parser)
+    if parser.errors:
+        raise StopValidation(parser.errors["postcode"])
+    field.data = value
+
+
+def buy_form(event: Event, formdata: Any) -> BuyForm:
+    fields: dict[str, Any] = {
+        f"qty-{ticket_type.id}": StringField(validators=[whole_number(maximum=MAX_QUANTITY, default=0)])
+        for ticket_type in event.ticket_types
+    }
+    if event.ask_name:
+        fields["name"] = StringField(validators=[text(max_length=200), required(_("This event asks for your name."))])
+    if event.ask_postcode:
+        fields["postcode"] = StringField(validators=[_postcode_rule, required(_("This event asks for your postcode."))])
+    form_class = type("EventBuyForm", (BuyForm,), fields)
+    return form_class(formdata=formdata)

@@ -16,15 +16,14 @@ from ticketing.checkout import orders, stock
 from ticketing.checkout.limits import TooManyHeld, charge_hold, check_hold_budget, order_limits
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.notify import send_order_links
-from ticketing.checkout.parsing import parse_order_form
+from ticketing.checkout.parsing import buy_form
 from ticketing.checkout.presenter import ticket_presenter
-from ticketing.crypto import blind_index
 from ticketing.errors import Invalid, SoldOut
-from ticketing.extensions import db, keyring, limiter
-from ticketing.forms import EMAIL_PATTERN, FieldParser
+from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an_email
 from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
 from ticketing.web import external_url
+from ticketing.webforms import EmailForm
 
 bp = Blueprint("checkout", __name__)
 bp.add_app_template_global(ticket_links, "ticket_links")
@@ -58,7 +57,7 @@ def create_order(event_id: str) -> Response | tuple[str, int]:
     event = get_public_event(db.session, event_id)
     order_request = None
     try:
-        order_request = parse_order_form(request.form, event)
+        order_request = buy_form(event, request.form).order_request()
         check_hold_budget()
         placed = orders.place_order(
             db.session,
@@ -125,29 +124,16 @@ def order_page(code: str, token: str) -> str:
     )
 
 
-def _email_fingerprint() -> str:
-    """Limit per address as well as per client, so nobody can flood a stranger's inbox."""
-    return blind_index(keyring().blind_index_key, request.form.get("email", "")).hex()[:32]
-
-
-def _not_an_email() -> bool:
-    """A malformed address sends no mail: it gets its form error, not the address limit."""
-    return EMAIL_PATTERN.match(request.form.get("email", "").strip()) is None
-
-
 @bp.route("/orders/find", methods=["GET", "POST"])
 @limiter.limit("10 per minute; 30 per hour", methods=["POST"])
-@limiter.limit("3 per hour", methods=["POST"], key_func=_email_fingerprint, exempt_when=_not_an_email)
+@limiter.limit("3 per hour", methods=["POST"], key_func=email_fingerprint, exempt_when=not_an_email)
 def find_orders() -> str | tuple[str, int]:
     if request.method == "GET":
         return render_template("checkout/find.html", errors={}, form={})
-    fields = FieldParser(request.form)
-    email = fields.email()
-    try:
-        fields.finish()
-    except Invalid as error:
-        return render_template("checkout/find.html", errors=error.errors, form=request.form), 422
-    assert email is not None
+    form = EmailForm(formdata=request.form)
+    if not form.validate():
+        return render_template("checkout/find.html", errors=form.problems(), form=request.form), 422
+    email = form.email.data
     found = orders.orders_for_email(db.session, keyring(), email)
     if found:
         send_order_links(email, found, str(get_locale() or "en"))

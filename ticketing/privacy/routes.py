@@ -11,16 +11,14 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ticketing.catalog.models import Event
-from ticketing.crypto import blind_index
-from ticketing.errors import Invalid
-from ticketing.extensions import db, keyring, limiter
-from ticketing.forms import EMAIL_PATTERN, FieldParser
+from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an_email
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
 from ticketing.models import utcnow
 from ticketing.privacy import services
 from ticketing.privacy.links import person_links
 from ticketing.privacy.vault import email_indexes, find_person_ids
 from ticketing.web import external_url
+from ticketing.webforms import ConfirmForm, EmailForm
 
 bp = Blueprint("privacy", __name__)
 
@@ -46,25 +44,14 @@ def privacy_page() -> str:
     )
 
 
-def _email_fingerprint() -> str:
-    return blind_index(keyring().blind_index_key, request.form.get("email", "")).hex()[:32]
-
-
-def _not_an_email() -> bool:
-    return EMAIL_PATTERN.match(request.form.get("email", "").strip()) is None
-
-
 @bp.post("/privacy/request")
 @limiter.limit("10 per minute; 30 per hour")
-@limiter.limit("3 per hour", key_func=_email_fingerprint, exempt_when=_not_an_email)
+@limiter.limit("3 per hour", key_func=email_fingerprint, exempt_when=not_an_email)
 def request_my_data() -> str | tuple[str, int]:
-    fields = FieldParser(request.form)
-    email = fields.email()
-    try:
-        fields.finish()
-    except Invalid as error:
-        return render_template("privacy/request.html", errors=error.errors, form=request.form), 422
-    assert email is not None
+    form = EmailForm(formdata=request.form)
+    if not form.validate():
+        return render_template("privacy/request.html", errors=form.problems(), form=request.form), 422
+    email = form.email.data
     indexes = email_indexes(keyring(), email)
     held = bool(find_person_ids(db.session, indexes))
     db.session.rollback()
@@ -156,11 +143,7 @@ def erase_by_order(code: str, token: str) -> tuple[str, int]:
 
 def _confirmed() -> None:
     """Erasure cannot be undone: the form asks for an explicit tick first."""
-    if request.form.get("confirm") != "yes":
-        raise Invalid(
-            _("Tick the box to confirm that you want your personal data erased."),
-            errors={"confirm": _("Tick the box to confirm that you want your personal data erased.")},
-        )
+    ConfirmForm(formdata=request.form).confirmed(_("Tick the box to confirm that you want your personal data erased."))
 
 
 def _download(export: dict[str, Any]) -> Response:
