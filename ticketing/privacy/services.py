@@ -29,6 +29,7 @@ from ticketing.models import begin_write, new_id
 from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
 from ticketing.privacy.links import OrderOwner, PersonLinks
 from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
+from ticketing.privacy.scrub import scrub_vault
 from ticketing.privacy.vault import read_person
 from ticketing.web import api_time
 
@@ -167,6 +168,10 @@ def erase_person(
         receipt = _receipt(existing)
     session.commit()
     log.info("person erased (receipt %s, route %s, %d orders)", receipt.id, route, receipt.orders_affected)
+    if receipts:
+        # After the commit, outside its transaction: the deleted rows must be gone from
+        # the files before the buyer is told they are erased.
+        scrub_vault(session.get_bind())
     return receipt
 
 
@@ -299,7 +304,9 @@ def purge_expired_persons(
 
     Walks the persons by id (keyset), one transaction per batch, so it streams in flat
     memory, can be interrupted at any point, and a rerun simply finds less to do.
-    A person with any order for an event not yet past retention is kept.
+    A person with any order for an event not yet past retention is kept. Once every
+    batch is done, the vault's files are scrubbed, whether or not this run erased anyone:
+    that also finishes a scrub an earlier erasure could not complete.
     """
     after: uuid.UUID | None = None
     while True:
@@ -309,6 +316,7 @@ def purge_expired_persons(
         batch = session.execute(query).scalars().all()
         session.rollback()
         if not batch:
+            scrub_vault(session.get_bind())
             return
         checked = len(batch)
         after = batch[-1]
