@@ -277,3 +277,32 @@ def _log_size(engine) -> int:
         return 0
     wal = Path(engine.url.database + "-wal")
     return wal.stat().st_size if wal.exists() else 0
+
+
+def test_an_erasure_whose_scrub_is_blocked_answers_with_its_receipt_and_the_purge_finishes(
+    app, client, runner, monkeypatch, caplog
+):
+    """The documented fallback: a reader outlasting the scrub's wait leaves the erasure
+    committed and answered, a warning in the log, and the daily purge completes the scrub."""
+    monkeypatch.setattr("ticketing.privacy.scrub.SCRUB_WAIT_SECONDS", 0.2)
+    order = buy(client, published_event(app, price_cents=0, fee_cents=0), VICTIM)
+    victim: dict[uuid.UUID, Captured] = {}
+    _capture(app, [order["code"]], victim)
+    with app.app_context():
+        reader = db.engine.connect()
+        reader.execute(sa.select(sa.func.count()).select_from(Person)).scalar_one()
+    try:
+        erased = erase_by_api(client, order)
+        with app.app_context():
+            left_behind = decryptable(live_files(app), list(victim.values()), keyring())
+    finally:
+        reader.close()
+
+    purged = runner.invoke(args=["purge-personal-data"])
+
+    assert erased.status_code == 200 and erased.get_json()["receipt_id"]
+    assert "vault scrub incomplete" in caplog.text
+    assert left_behind, "with the scrub blocked, the leftovers should still be there for this test to mean anything"
+    assert purged.exit_code == 0, purged.output
+    with app.app_context():
+        assert decryptable(live_files(app), list(victim.values()), keyring()) == []

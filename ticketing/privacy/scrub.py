@@ -26,7 +26,7 @@ import time
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ticketing.models import SQLITE_BUSY_TIMEOUT_MS
 
@@ -37,20 +37,25 @@ SCRUB_WAIT_SECONDS = 5
 VAULT_TABLES = ("data_key", "person")
 
 
-def scrub_vault(engine: Engine, *, wait_seconds: float = SCRUB_WAIT_SECONDS) -> bool:
+def scrub_vault(engine: Engine, *, wait_seconds: float | None = None) -> bool:
     """Remove the leftovers of erased rows from the live files; True when done.
 
     Call it only after the erasure committed, with no transaction of the caller's open
-    on this engine (it takes its own connection).
+    on this engine (it takes its own connection). It never raises a database error: the
+    erasure is already committed, and its answer must say so.
     """
-    wait_ms = max(1, round(wait_seconds * 1000))
+    wait_ms = max(1, round((SCRUB_WAIT_SECONDS if wait_seconds is None else wait_seconds) * 1000))
     dialect = engine.dialect.name
-    if dialect == "sqlite":
-        done = _checkpoint_and_truncate_the_log(engine, wait_ms)
-    elif dialect == "postgresql":
-        done = _rewrite_vault_tables(engine, wait_ms)
-    else:
-        raise RuntimeError(f"unsupported database dialect {dialect}")
+    try:
+        if dialect == "sqlite":
+            done = _checkpoint_and_truncate_the_log(engine, wait_ms)
+        elif dialect == "postgresql":
+            done = _rewrite_vault_tables(engine, wait_ms)
+        else:
+            raise RuntimeError(f"unsupported database dialect {dialect}")
+    except SQLAlchemyError as error:
+        log.warning("vault scrub failed: %s", type(getattr(error, "orig", None) or error).__name__)
+        done = False
     if not done:
         log.warning(
             "vault scrub incomplete on %s: erased rows may stay in the database files until the next scrub", dialect
