@@ -10,7 +10,8 @@ Run: ``.venv/bin/python bench/retention.py [--persons N] [--erasures N]``.
    envelope encryption and blind index).
 3. Erases 1,000 other buyers (orders on the coming event) one by one through
    ``POST /api/v1/privacy/erasure`` with their order tokens (Flask test client, in
-   process) and prints p50/p99 latency.
+   process) and prints p50/p99 latency; each includes the vault scrub, which is then
+   also timed alone (``VACUUM FULL`` of the vault's tables, during which purchases wait).
 4. Runs the real ``flask purge-personal-data`` as a child process, samples its resident
    memory from /proc every 0.2 s, and prints the wall time and the memory curve.
 5. Checks afterwards that nobody is left readable and that order totals did not change.
@@ -49,6 +50,7 @@ TARGET_PURGE_SECONDS = 60.0
 TARGET_ERASURE_P99_MS = 50.0
 FLAT_MEMORY_GROWTH_MB = 20.0  # RSS growth allowed between the first sample past 10% and the end
 PURGE_TIMEOUT = 900.0
+SCRUB_RUNS = 5
 
 
 def recreate_database() -> None:
@@ -249,6 +251,7 @@ def main() -> int:
     from config import ProductionConfig
     from ticketing import create_app
     from ticketing.extensions import db
+    from ticketing.privacy.scrub import scrub_vault
 
     instance = Path(tempfile.mkdtemp(prefix="guichet-bench-privacy-"))
     env = environment(instance)
@@ -274,6 +277,12 @@ def main() -> int:
             raise RuntimeError(f"erasure answered {response.status_code}: {response.get_data(as_text=True)}")
     with app.app_context():
         db.session.remove()
+        scrubs = []
+        for _ in range(SCRUB_RUNS):
+            began = time.perf_counter()
+            if not scrub_vault(db.engine):
+                raise RuntimeError("the vault scrub could not finish")
+            scrubs.append((time.perf_counter() - began) * 1000)
         db.engine.dispose()
 
     wall, samples, output = run_purge(env)
@@ -297,6 +306,10 @@ def main() -> int:
     print(
         f"single erasure via POST /api/v1/privacy/erasure, {len(latencies):,} erasures: "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms"
+    )
+    print(
+        f"vault scrub alone (VACUUM FULL data_key, person; part of each erasure above), {args.persons:,} persons: "
+        f"median {statistics.median(scrubs):.1f} ms of {SCRUB_RUNS}, max {max(scrubs):.1f} ms"
     )
     print(f"purge-personal-data ({args.persons:,} persons): {wall:.1f} s wall, {args.persons / wall:,.0f} persons/s")
     print(

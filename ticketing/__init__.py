@@ -23,7 +23,7 @@ from ticketing.autocommit import autocommit_connections
 from ticketing.crypto import KeyRing, generate_key_file, load_keyring
 from ticketing.crypto.keys import KeyConfigError
 from ticketing.errors import GuichetError
-from ticketing.extensions import babel, csrf, db, limiter, migrate
+from ticketing.extensions import babel, csrf, db, key_file_stamp, limiter, migrate
 from ticketing.models import configure_engine
 from ticketing.web import problem, problem_from_error, wants_json
 
@@ -84,7 +84,11 @@ def _keyring(app: Flask, config: BaseConfig) -> KeyRing:
     if not all(values.values()):
         if config.REQUIRE_KEYS_FROM_ENV:
             raise ConfigError("production mode needs every key in the environment")
-        generated = generate_key_file(Path(app.instance_path) / "keys.json")
+        key_file = Path(app.instance_path) / "keys.json"
+        # Stamped before reading: a change in between only costs one more reload.
+        app.extensions["guichet.key_file_stamp"] = key_file_stamp(key_file) if key_file.exists() else None
+        app.extensions["guichet.key_file"] = key_file
+        generated = generate_key_file(key_file)
         values = {name: value or generated[name] for name, value in values.items()}
         if not config.BLIND_INDEX_KEY:
             previous_index_keys = previous_index_keys or generated.get("previous_blind_index_keys")
@@ -120,6 +124,7 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     )
     app.extensions["guichet.config"] = config
     app.extensions["guichet.keyring"] = _keyring(app, config)
+    app.extensions["guichet.reload_keyring"] = lambda: reload_keyring(app)
 
     _configure_logging(app)
     db.init_app(app)

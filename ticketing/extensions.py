@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+from pathlib import Path
 
 from flask import current_app, request
 from flask_babel import Babel
@@ -75,5 +77,20 @@ def _has_no_limits() -> bool:
 
 
 def keyring() -> KeyRing:
-    """The keys of the running app, loaded once by ``create_app``."""
-    return current_app.extensions["guichet.keyring"]
+    """The keys of the running app, loaded by ``create_app``.
+
+    Keys from the development key file are loaded again when the file changes: the daily
+    ``rotate-master-key`` of another process adds and destroys master keys there, and a
+    process still wrapping new data keys with a destroyed key would lose those persons.
+    """
+    extensions = current_app.extensions
+    key_file = extensions.get("guichet.key_file")
+    if key_file is not None and key_file_stamp(key_file) != extensions["guichet.key_file_stamp"]:
+        extensions["guichet.reload_keyring"]()
+    return extensions["guichet.keyring"]
+
+
+def key_file_stamp(path: Path) -> tuple[int, int, int]:
+    """Changes whenever the key file is replaced (``update_key_file`` renames a new one in)."""
+    status = os.stat(path)
+    return status.st_ino, status.st_mtime_ns, status.st_size

@@ -54,6 +54,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 WROTE = "guichet_wrote"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 class WriteInOpenTransaction(RuntimeError):
@@ -90,7 +91,10 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Freed space is overwritten with zeros, so an erased person's bytes do not stay in
+        # the file's pages (see ticketing/privacy/scrub.py for the log).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

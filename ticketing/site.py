@@ -8,9 +8,10 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request, 
 from flask_babel import gettext as _
 
 from ticketing.errors import NotFound
-from ticketing.extensions import db
+from ticketing.extensions import db, keyring
 from ticketing.mail.queue import queue_state
 from ticketing.models import utcnow
+from ticketing.privacy.services import master_key_schedule
 
 bp = Blueprint("site", __name__)
 
@@ -18,15 +19,19 @@ bp = Blueprint("site", __name__)
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """200 when the database answers, with how far mail delivery is behind (counts and
-    an age only), so that a stopped mail worker shows before buyers complain."""
+    an age only), so that a stopped mail worker shows before buyers complain, and whether
+    a new master-key epoch is due (from the keys' dates, no query): a late one breaks the
+    bound after which backup copies of erased persons' data keys stop opening."""
     from ticketing import check_database
 
     if not check_database():
         return jsonify(status="database unreachable"), 503
-    mail = queue_state(db.session, utcnow())
+    now = utcnow()
+    mail = queue_state(db.session, now)
     return jsonify(
         status="ok",
         mail={"due": mail.due, "oldest_due_seconds": mail.oldest_due_seconds, "given_up": mail.given_up},
+        master_keys=master_key_schedule(keyring(), now.date()).as_json(),
     ), 200
 
 

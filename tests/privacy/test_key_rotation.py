@@ -45,7 +45,7 @@ def test_rotate_master_key_with_the_development_key_file(app, client):
     with dev_app.app_context():
         first = keyring().newest_master_key_id
 
-    result = dev_app.test_cli_runner().invoke(args=["rotate-master-key", "--batch-size", "2"])
+    result = dev_app.test_cli_runner().invoke(args=["rotate-master-key", "--new-key", "--batch-size", "2"])
     again = dev_app.test_cli_runner().invoke(args=["rotate-master-key", "--remove-old"])
 
     assert result.exit_code == 0, result.output

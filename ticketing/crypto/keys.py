@@ -3,7 +3,9 @@
 Formats (the same in the environment and in the development key file):
 
 - master keys: ``id:base64key,id:base64key`` (AES-256); the last one listed wraps new
-  data keys, the others are still accepted for unwrapping, so they can rotate.
+  data keys, the others are still accepted for unwrapping, so they can rotate. Each key is
+  an epoch: the ids Guichet makes carry the day the key was made (``e2026-12-05.3fa9c1``),
+  so that the app can tell when the key must be replaced and destroyed.
 - blind-index key: base64 of 32 bytes (HMAC-SHA256).
 - signing key: ``id:base64seed`` (a 32-byte Ed25519 private key).
 - secret key: any string of at least 32 characters.
@@ -15,12 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import fcntl
 import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -153,9 +159,26 @@ def load_keyring(
     )
 
 
-def new_master_key_entry() -> str:
-    """One ``id:base64key`` entry, to append to ``TICKETING_MASTER_KEYS``."""
-    return f"m{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}"
+DATED_MASTER_KEY_ID = re.compile(r"e(\d{4}-\d{2}-\d{2})\.[0-9a-f]{6}")
+
+
+def new_master_key_entry(created_on: dt.date | None = None) -> str:
+    """One ``id:base64key`` entry, to append to ``TICKETING_MASTER_KEYS``; its id names the
+    day it was made (today by default), which is when its epoch starts."""
+    day = created_on or dt.datetime.now(dt.UTC).date()
+    return f"e{day.isoformat()}.{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}"
+
+
+def master_key_created_on(key_id: str) -> dt.date | None:
+    """The day a master key was made, from its id; None for an id without one (keys made
+    before epochs, or named by hand), whose age is therefore unknown."""
+    match = DATED_MASTER_KEY_ID.fullmatch(key_id)
+    if match is None:
+        return None
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
 
 
 def new_blind_index_key() -> str:
@@ -166,7 +189,7 @@ def new_key_values() -> dict[str, str]:
     """Fresh values for every key, in the formats above."""
     return {
         "secret_key": secrets.token_urlsafe(48),
-        "master_keys": f"m{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}",
+        "master_keys": new_master_key_entry(),
         "blind_index_key": _encode(secrets.token_bytes(32)),
         "signing_key": f"s{secrets.token_hex(3)}:{_encode(secrets.token_bytes(32))}",
         "stream_secrets": secrets.token_urlsafe(48),
@@ -230,6 +253,15 @@ def update_key_file(path: Path, changes: dict[str, str]) -> dict[str, str]:
     return values
 
 
+@contextmanager
+def key_file_lock(path: Path) -> Iterator[None]:
+    """Hold the key file's exclusive lock: two processes changing it at once would each
+    write back what they read, and one of them would lose a master key it had added."""
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _add_missing_keys(path: Path) -> dict[str, str]:
     """A key file from an older version lacks the keys added since: add them, keep the rest.
 
@@ -239,8 +271,7 @@ def _add_missing_keys(path: Path) -> dict[str, str]:
     values = json.loads(path.read_text())
     if all(name in values for name in new_key_values()):
         return values
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with key_file_lock(path):
         values = json.loads(path.read_text())
         missing = {name: value for name, value in new_key_values().items() if name not in values}
         if missing:

@@ -26,11 +26,13 @@ from sqlalchemy.orm import Session
 
 from ticketing.crypto import KeyRing, blind_index, unwrap_data_key, wrap_data_key
 from ticketing.crypto.envelope import DecryptionFailed, decrypt_field
+from ticketing.crypto.keys import master_key_created_on
 from ticketing.errors import NotFound
 from ticketing.models import begin_write, new_id
 from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
 from ticketing.privacy.links import OrderOwner, PersonLinks
 from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
+from ticketing.privacy.scrub import scrub_vault
 from ticketing.privacy.vault import find_person_ids, read_person
 from ticketing.web import api_time
 
@@ -189,6 +191,9 @@ def erase_person(
     [receipt] = receipts
     session.commit()
     log.info("person erased (receipt %s, route %s, %d orders)", receipt.id, route, receipt.orders_affected)
+    # After the commit, outside its transaction: the deleted rows must be gone from the
+    # files before the buyer is told they are erased.
+    scrub_vault(session.get_bind())
     return receipt
 
 
@@ -361,7 +366,9 @@ def purge_expired_persons(
     Walks the persons by id (keyset), one transaction per batch, so it streams in flat
     memory, can be interrupted at any point, and a rerun simply finds less to do. A person
     some domain still needs is kept; one whose retention no domain can work out (a date
-    out of range) is kept and reported, and the purge goes on with everyone else.
+    out of range) is kept and reported, and the purge goes on with everyone else. Once
+    every batch is done, the vault's files are scrubbed, whether or not this run erased
+    anyone: that also finishes a scrub an earlier erasure could not complete.
     """
     after: uuid.UUID | None = None
     while True:
@@ -371,6 +378,7 @@ def purge_expired_persons(
         batch = session.execute(query).scalars().all()
         session.rollback()
         if not batch:
+            scrub_vault(session.get_bind())
             return
         checked = len(batch)
         after = batch[-1]
@@ -408,6 +416,80 @@ def forget_spent_links(session: Session, now: dt.datetime) -> int:
 
 
 # --- key rotation -------------------------------------------------------------------
+
+# Master keys are epochs. Every data key is re-wrapped to the newest master key (daily,
+# ``flask rotate-master-key``), and a retired key is destroyed (removed from the keys)
+# once no data key uses it. A copy of a wrapped data key (a backup, a WAL archive, a
+# replica) opens only with the key that wrapped it, so it becomes useless when that key
+# is destroyed: no master key may live longer than MASTER_KEY_MAX_DAYS, and that is the
+# bound README promises for backups. A new epoch starts every MASTER_KEY_ROTATE_DAYS, so
+# the key it retires is destroyed at the next step, before it is MAX_DAYS old.
+MASTER_KEY_ROTATE_DAYS = 14
+MASTER_KEY_MAX_DAYS = 30
+
+
+class MasterKeyInUse(Exception):
+    """Destroying this master key would leave data keys no key can open (an operator's
+    command refuses; no request ever destroys a key)."""
+
+
+@dataclass(frozen=True)
+class MasterKeySchedule:
+    """Where the configured master keys stand against the bound, from their dates alone
+    (no query, so ``/healthz`` can tell it)."""
+
+    newest_key_id: str
+    next_epoch_on: dt.date
+    destroy_by: dt.date | None
+    state: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "next_epoch_on": self.next_epoch_on.isoformat(),
+            "oldest_key_destroyed_by": self.destroy_by.isoformat() if self.destroy_by else None,
+        }
+
+
+def master_key_schedule(keyring: KeyRing, today: dt.date) -> MasterKeySchedule:
+    """``due``: start a new epoch now; ``overdue``: a configured key is older than the
+    bound (or of unknown age), so backup copies under it still open."""
+    newest_on = master_key_created_on(keyring.newest_master_key_id)
+    next_epoch_on = newest_on + dt.timedelta(days=MASTER_KEY_ROTATE_DAYS) if newest_on else today
+    made_on = [master_key_created_on(key_id) for key_id in keyring.master_keys]
+    dated = [day for day in made_on if day is not None]
+    destroy_by = min(dated) + dt.timedelta(days=MASTER_KEY_MAX_DAYS) if len(dated) == len(made_on) else None
+    if destroy_by is None or today >= destroy_by:
+        state = "overdue"
+    elif today >= next_epoch_on:
+        state = "due"
+    else:
+        state = "ok"
+    return MasterKeySchedule(keyring.newest_master_key_id, next_epoch_on, destroy_by, state)
+
+
+def count_data_keys_by_master_key(session: Session) -> dict[str, int]:
+    rows = session.execute(select(DataKey.master_key_id, func.count()).group_by(DataKey.master_key_id))
+    return {key_id: count for key_id, count in rows}
+
+
+def check_master_keys_unused(session: Session, key_ids: Sequence[str]) -> None:
+    """Refuse to destroy a master key that still wraps a data key: those persons would be
+    lost for good, not erased with a receipt."""
+    if not key_ids:
+        return
+    in_use = session.execute(
+        select(DataKey.master_key_id, func.count())
+        .where(DataKey.master_key_id.in_(key_ids))
+        .group_by(DataKey.master_key_id)
+    ).first()
+    session.rollback()
+    if in_use is not None:
+        key_id, count = in_use
+        raise MasterKeyInUse(
+            f"master key {key_id} still wraps {count} data key(s); run `flask rotate-master-key` to re-wrap "
+            "them under the newest key first"
+        )
 
 
 def count_data_keys_to_rewrap(session: Session, keyring: KeyRing) -> int:
