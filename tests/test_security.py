@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 
 import config
 from tests.conftest import make_app, make_event, make_organizer, post_form
-from ticketing import RedactSecretPaths, create_app
+from ticketing import create_app
 from ticketing.catalog.models import Organizer
 from ticketing.crypto import new_key_values
 from ticketing.extensions import db, keyring
+from ticketing.log_redaction import RedactSecretPaths
 
 MARKER = "secret-marker@example.org"
 

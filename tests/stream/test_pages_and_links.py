@@ -13,10 +13,10 @@ import pytest
 from config import ConfigError, ProductionConfig
 from tests.conftest import make_organizer, outbox, published_event
 from tests.stream.helpers import set_event, stream_ticket, void_ticket
-from ticketing import RedactSecretPaths
 from ticketing.crypto.keys import generate_key_file
 from ticketing.crypto.stream import read_stream_token
 from ticketing.extensions import db
+from ticketing.log_redaction import RedactSecretPaths
 
 JSON = {"Accept": "application/json"}
 WATCH = re.compile(r"(https?://[^\s\"<>]+/watch/[A-Za-z0-9_.\-]+)")

@@ -1,0 +1,114 @@
+"""The one place that turns errors into answers: ``GuichetError`` and HTTP errors become
+problem details for ``/api/`` and JSON callers and an error page for people; a database
+that went away becomes a 503 inviting a retry; anything else is a 500 whose log line has
+the type and the stack but never the message (it could quote input). Imports no domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+import psycopg
+from flask import Flask, make_response, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from ticketing.errors import GuichetError
+from ticketing.extensions import db
+from ticketing.web import problem, problem_from_error, wants_json
+
+log = logging.getLogger("ticketing")
+
+
+def _page(status: int, title: str, detail: str) -> tuple[str, int]:
+    return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+
+def guichet_error(error: GuichetError) -> Any:
+    if wants_json():
+        return problem_from_error(error)
+    return _page(error.status, error.title if error.status >= 500 else _(error.title), error.message)
+
+
+def http_error(error: HTTPException) -> Any:
+    status = error.code or 500
+    title = error.name
+    detail = _http_detail(status)
+    if isinstance(error, CSRFError):
+        detail = _("This form expired or was sent from elsewhere. Reload the page and try again.")
+    if wants_json():
+        code = title.lower().replace(" ", "_")
+        response = problem(status, code, title, detail)
+        valid_methods = getattr(error, "valid_methods", None)
+        if status == 405 and valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
+        return response
+    return _page(status, _http_title(status, title), detail)
+
+
+def database_unavailable(error: Exception) -> Any:
+    """The database is down or restarted: say so and invite a retry; nothing was written."""
+    db.session.rollback()
+    log.warning("database unavailable at %s %s: %s", request.method, request.url_rule, type(error).__name__)
+    detail = _("The service is briefly unavailable. Nothing was recorded; please try again in a moment.")
+    if wants_json():
+        response = problem(503, "database_unavailable", "Service unavailable", detail)
+    else:
+        response = make_response(_page(503, _("Service unavailable"), detail))
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+def unexpected(error: Exception) -> Any:
+    # The type and the stack, never the message: it could quote personal input.
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    log.error("unexpected %s at %s %s\n%s", type(error).__name__, request.method, request.url_rule, stack)
+    detail = _("Something went wrong on our side. Nothing was charged twice; please try again.")
+    if wants_json():
+        return problem(500, "internal_error", "Internal error", detail)
+    return _page(500, _("Internal error"), detail)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(GuichetError, guichet_error)
+    app.register_error_handler(HTTPException, http_error)
+    for database_error in (
+        OperationalError,
+        InterfaceError,
+        psycopg.OperationalError,  # the kept autocommit connections' own errors
+        psycopg.InterfaceError,
+    ):
+        app.register_error_handler(database_error, database_unavailable)
+    app.register_error_handler(Exception, unexpected)
+
+
+def _http_title(status: int, english: str) -> str:
+    titles = {
+        400: _("Bad request"),
+        401: _("Authentication required"),
+        403: _("Not allowed"),
+        404: _("Page not found"),
+        405: _("Method not allowed"),
+        413: _("Request too large"),
+        415: _("Unsupported content type"),
+        429: _("Too many requests"),
+    }
+    return titles.get(status, english)
+
+
+def _http_detail(status: int) -> str:
+    details = {
+        400: _("The request could not be understood. If you sent a form, reload the page and try again."),
+        401: _("Authentication is required."),
+        403: _("You are not allowed to do this."),
+        404: _("There is nothing at this address."),
+        405: _("This address does not accept this method."),
+        413: _("The request is too large."),
+        415: _("This content type is not accepted."),
+        429: _("Too many requests. Wait a minute and try again."),
+    }
+    return details.get(status, _("The request could not be completed."))
