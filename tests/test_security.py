@@ -576,6 +576,24 @@ def test_production_with_every_variable_starts(tmp_path):
     assert not (tmp_path / "prod-instance" / "keys.json").exists()
 
 
+def test_an_sqlite_older_than_3_35_is_refused_at_start_up_with_its_version(tmp_path, monkeypatch):
+    from sqlite3 import dbapi2  # the module SQLAlchemy's pysqlite dialect drives
+
+    monkeypatch.setattr(dbapi2, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(dbapi2, "sqlite_version", "3.34.1")
+
+    with pytest.raises(config.ConfigError, match=r"SQLite 3\.34\.1 is too old: Guichet needs 3\.35 or newer"):
+        development_app(tmp_path / "instance")
+
+
+def test_sqlite_3_35_is_enough(tmp_path, monkeypatch):
+    from sqlite3 import dbapi2
+
+    monkeypatch.setattr(dbapi2, "sqlite_version_info", (3, 35, 0))
+
+    assert development_app(tmp_path / "instance").config["ENV_NAME"] == "development"
+
+
 def development_app(instance: Path):  # type: ignore[no-untyped-def]
     return create_app(config.DevelopmentConfig({"TICKETING_INSTANCE_PATH": str(instance)}))
 

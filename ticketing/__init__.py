@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, has_request_context, request, session
 from flask_babel import get_locale
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from config import BaseConfig, ConfigError, config_from_name
 from ticketing.autocommit import autocommit_connections
@@ -22,6 +22,7 @@ from ticketing.security_headers import add_security_headers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = PROJECT_ROOT / "migrations"
+OLDEST_SQLITE = (3, 35, 0)
 
 
 def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
@@ -107,8 +108,22 @@ def reload_keyring(app: Flask) -> KeyRing:
 def _init_database(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
+        _refuse_old_sqlite(db.engine)
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
+
+
+def _refuse_old_sqlite(engine: Engine) -> None:
+    """The same statements run on both databases, and SQLite learnt ``RETURNING`` and
+    ``UPDATE ... FROM`` in 3.35: an older library would fail in the middle of a sale."""
+    if engine.dialect.name != "sqlite":
+        return
+    library = engine.dialect.dbapi
+    if library is not None and library.sqlite_version_info < OLDEST_SQLITE:
+        raise ConfigError(
+            f"SQLite {library.sqlite_version} is too old: Guichet needs 3.35 or newer (RETURNING, UPDATE ... FROM); "
+            "run it with a Python linked against a newer SQLite, or on PostgreSQL (TICKETING_DATABASE_URL)"
+        )
 
 
 def _init_extensions(app: Flask) -> None:
