@@ -8,10 +8,15 @@ listed, with its default, in README.md under "Configuration".
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 MAIL_DELIVERY_MODES = ("inline", "worker")
+# Hosts a development or test app answers when TICKETING_BASE_URL is unset.
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+HOST_NAME = re.compile(r"[a-z0-9.-]+|\[[0-9a-f:.]+\]")
 
 
 class ConfigError(RuntimeError):
@@ -32,6 +37,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _host_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_ALLOWED_HOSTS
+    hosts = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for host in hosts:
+        if not HOST_NAME.fullmatch(host):
+            raise ConfigError(
+                f"{name}: {host!r} is not a host name (no scheme, no port: localhost, [::1], guichet.lan)"
+            )
+    return hosts or DEFAULT_ALLOWED_HOSTS
 
 
 def normalise_database_url(url: str) -> str:
@@ -66,7 +84,10 @@ class BaseConfig:
         self.STREAM_SECURE_LINK_SECRET: str | None = env.get("TICKETING_STREAM_SECURE_LINK_SECRET") or None
         self.STREAM_SIGNED_URL_SECONDS = _int(env, "TICKETING_STREAM_SIGNED_URL_SECONDS", 600)
         self.STREAM_HEARTBEAT_SECONDS = _int(env, "TICKETING_STREAM_HEARTBEAT_SECONDS", 30)
+        # Links in mails and redirects: TICKETING_BASE_URL, or else (never in production)
+        # the request's host, and then only one of ALLOWED_HOSTS (see ticketing/web.py).
         self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
+        self.ALLOWED_HOSTS = _host_names(env, "TICKETING_ALLOWED_HOSTS")
         self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
         self.STRIPE_SECRET_KEY: str | None = env.get("STRIPE_SECRET_KEY") or None
         self.STRIPE_WEBHOOK_SECRET: str | None = env.get("STRIPE_WEBHOOK_SECRET") or None
@@ -109,6 +130,13 @@ class BaseConfig:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     def _check(self) -> None:
+        if self.BASE_URL:
+            parts = urlsplit(self.BASE_URL)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+                raise ConfigError(
+                    f"TICKETING_BASE_URL={self.BASE_URL!r} is not a site address; use scheme and host only, "
+                    "like https://tickets.example.org"
+                )
         if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
         if self.MAX_RETENTION_DAYS < 1 or self.MAX_RETENTION_DAYS > 3650:
@@ -166,6 +194,8 @@ class ProductionConfig(BaseConfig):
 
     REQUIRED = (
         ("DATABASE_URL", "TICKETING_DATABASE_URL"),
+        # Links in mails must never follow the Host header a client sent.
+        ("BASE_URL", "TICKETING_BASE_URL"),
         ("SECRET_KEY", "TICKETING_SECRET_KEY"),
         ("MASTER_KEYS", "TICKETING_MASTER_KEYS"),
         ("BLIND_INDEX_KEY", "TICKETING_BLIND_INDEX_KEY"),

@@ -261,6 +261,7 @@ def production_environ(tmp_path: Path, **changes: str) -> dict[str, str]:
         "TICKETING_ENV": "production",
         "TICKETING_INSTANCE_PATH": str(tmp_path / "prod-instance"),
         "TICKETING_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        "TICKETING_BASE_URL": "https://tickets.example.org",
         "TICKETING_SECRET_KEY": keys["secret_key"],
         "TICKETING_MASTER_KEYS": keys["master_keys"],
         "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
@@ -515,6 +516,7 @@ def test_unexpected_error_quoting_the_buyers_email_leaks_it_nowhere(app, client,
 
 REQUIRED_IN_PRODUCTION = [
     "TICKETING_DATABASE_URL",
+    "TICKETING_BASE_URL",
     "TICKETING_SECRET_KEY",
     "TICKETING_MASTER_KEYS",
     "TICKETING_BLIND_INDEX_KEY",

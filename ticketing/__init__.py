@@ -19,6 +19,7 @@ from ticketing.extensions import babel, csrf, db, limiter, migrate
 from ticketing.log_redaction import configure_logging
 from ticketing.models import configure_engine
 from ticketing.security_headers import add_security_headers
+from ticketing.web import refuse_unknown_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = PROJECT_ROOT / "migrations"
@@ -41,6 +42,8 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     register_error_handlers(app)
     _register_template_helpers(app)
     app.after_request(add_security_headers)
+    if not app.config["BASE_URL"]:
+        app.before_request(refuse_unknown_host)  # links follow the request's host: see web.external_url
 
     from ticketing.cli import register_commands
 

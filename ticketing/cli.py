@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import signal
 import threading
@@ -367,6 +368,17 @@ def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
     return organizer, token, [concert, livestream]
 
 
+def _host_name_of(address: str) -> str | None:
+    """How a browser names the address the demo listens on; None for "every address"."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address.lower()
+    if parsed.is_unspecified:
+        return None
+    return f"[{parsed}]" if parsed.version == 6 else str(parsed)
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -377,6 +389,10 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     upgrade(directory=current_app.extensions["migrate"].directory)
     organizer, token, events = seed_demo(utcnow())
     base = f"http://{host}:{port}"
+    name = _host_name_of(host)
+    if not current_app.config["BASE_URL"] and name is not None:
+        # The address it was told to listen on is one the demo answers (see TICKETING_ALLOWED_HOSTS).
+        current_app.config["ALLOWED_HOSTS"] = (*current_app.config["ALLOWED_HOSTS"], name)
     click.echo(f"Instance folder: {current_app.instance_path} (database, keys, mail outbox)")
     click.echo(f"Payments: {current_app.config['PAYMENT_PROVIDER']} (test mode, no money moves)")
     if token:
