@@ -124,6 +124,11 @@ class BaseConfig:
     SESSION_COOKIE_NAME = "guichet_session"
     MAX_CONTENT_LENGTH = 64 * 1024
     WTF_CSRF_TIME_LIMIT = None
+    # Flask-WTF's HTTPS check wants a Referer from the same host, and every page sends
+    # "Referrer-Policy: no-referrer" (order pages carry their token in the URL): browsers
+    # send none, so over HTTPS every form would be refused. The session-bound token and
+    # the SameSite=Lax cookie still guard every form.
+    WTF_CSRF_SSL_STRICT = False
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_DEFAULT_TIMEZONE = "UTC"
     LANGUAGES = ("en", "fr")

@@ -671,3 +671,30 @@ def test_every_rate_limited_view_is_in_a_limited_blueprint(app):
 
     assert limited, "no rate-limited view found: the check below would prove nothing"
     assert {endpoint.split(".")[0] for endpoint in limited} <= LIMITED_BLUEPRINTS
+
+
+# --- Forms over HTTPS --------------------------------------------------------------------
+
+
+def test_forms_over_https_work_without_a_referer_as_browsers_send_them(tmp_path, sqlite_template):
+    """Every page sends 'Referrer-Policy: no-referrer', so a browser posts a form with no Referer."""
+    import shutil
+
+    database = tmp_path / "prod.sqlite3"
+    shutil.copy(sqlite_template, database)
+    app = create_app(
+        config.ProductionConfig(production_environ(tmp_path, TICKETING_DATABASE_URL=f"sqlite:///{database}"))
+    )
+    client = app.test_client()
+    site = "https://tickets.example.org"
+    page = client.get("/orders/find", base_url=site)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+    with_token = client.post("/orders/find", base_url=site, data={"csrf_token": token, "email": "a@example.org"})
+    without_token = client.post("/orders/find", base_url=site, data={"email": "a@example.org"})
+
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert with_token.status_code == 200
+    assert without_token.status_code == 400
+    with app.app_context():
+        db.engine.dispose()
