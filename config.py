@@ -97,6 +97,9 @@ class BaseConfig:
         self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or (
             "stripe" if self.STRIPE_SECRET_KEY else "demo"
         )
+        # Production only: the demo provider "pays" without money, so production takes it
+        # only on an instance stated to be a test one (its pages show the test banner).
+        self.ALLOW_DEMO_PAYMENTS = _flag(env.get("TICKETING_ALLOW_DEMO_PAYMENTS"), False)
         self.MAIL_FROM = env.get("TICKETING_MAIL_FROM") or "Guichet <tickets@localhost>"
         self.SMTP_HOST: str | None = env.get("TICKETING_SMTP_HOST") or None
         self.SMTP_PORT = _int(env, "TICKETING_SMTP_PORT", 587)
@@ -213,6 +216,11 @@ class ProductionConfig(BaseConfig):
         for attribute, variable in self.REQUIRED:
             if not getattr(self, attribute):
                 raise ConfigError(f"production mode needs {variable}; it is not set")
+        if self.PAYMENT_PROVIDER == "demo" and not self.ALLOW_DEMO_PAYMENTS:
+            raise ConfigError(
+                "production mode needs STRIPE_SECRET_KEY: the demo payment provider gives tickets away; "
+                "only a test instance may set TICKETING_ALLOW_DEMO_PAYMENTS=true"
+            )
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

@@ -262,6 +262,8 @@ def production_environ(tmp_path: Path, **changes: str) -> dict[str, str]:
         "TICKETING_INSTANCE_PATH": str(tmp_path / "prod-instance"),
         "TICKETING_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
         "TICKETING_BASE_URL": "https://tickets.example.org",
+        "STRIPE_SECRET_KEY": "sk_test_production_mode",
+        "STRIPE_WEBHOOK_SECRET": "whsec_production_mode",
         "TICKETING_SECRET_KEY": keys["secret_key"],
         "TICKETING_MASTER_KEYS": keys["master_keys"],
         "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],

@@ -278,6 +278,7 @@ def test_generate_keys_prints_stream_secrets_that_production_accepts(runner, tmp
         TICKETING_DATABASE_URL=f"sqlite:///{tmp_path / 'p.sqlite3'}",
         TICKETING_INSTANCE_PATH=str(tmp_path / "p"),
         TICKETING_BASE_URL="https://tickets.example.org",
+        TICKETING_ALLOW_DEMO_PAYMENTS="true",
     )
 
     app = create_app(ProductionConfig(environ))
