@@ -111,6 +111,9 @@ class BaseConfig:
         # `flask send-mail --follow` sends (see ticketing/mail/queue.py).
         self.MAIL_DELIVERY = (env.get("TICKETING_MAIL_DELIVERY") or "inline").strip().lower()
         self.RATELIMIT_STORAGE_URI = env.get("TICKETING_RATELIMIT_STORAGE_URL") or "memory://"
+        # How many proxies stand in front (nginx: 1). Their X-Forwarded-For and -Proto are
+        # believed, that many hops deep; with 0 a client's X-Forwarded-For is ignored.
+        self.TRUSTED_PROXIES = _int(env, "TICKETING_TRUSTED_PROXIES", 0)
         self.RATELIMIT_ENABLED = _flag(env.get("TICKETING_RATELIMIT_ENABLED"), True)
         self.LOG_LEVEL = (env.get("TICKETING_LOG_LEVEL") or "INFO").upper()
         self.SESSION_COOKIE_SECURE = _flag(env.get("TICKETING_SECURE_COOKIES"), self.REQUIRE_KEYS_FROM_ENV)
@@ -145,6 +148,8 @@ class BaseConfig:
                     f"TICKETING_BASE_URL={self.BASE_URL!r} is not a site address; use scheme and host only, "
                     "like https://tickets.example.org"
                 )
+        if not 0 <= self.TRUSTED_PROXIES <= 5:
+            raise ConfigError("TICKETING_TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the app)")
         if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
         if self.MAX_RETENTION_DAYS < 1 or self.MAX_RETENTION_DAYS > 3650:

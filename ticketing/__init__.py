@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, has_request_context, request, session
 from flask_babel import get_locale
 from sqlalchemy import Engine, text
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BaseConfig, ConfigError, config_from_name
 from ticketing.autocommit import autocommit_connections
@@ -39,6 +40,7 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     )
     _init_extensions(app)
     _register_blueprints(app)
+    _trust_proxies(app)
     register_error_handlers(app)
     _register_template_helpers(app)
     app.after_request(add_security_headers)
@@ -184,6 +186,16 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
         app.register_blueprint(blueprint)
     stream.init_app(app)
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind nginx every request comes from nginx: the client address (rate limits) and
+    the scheme come from the headers of the ``TICKETING_TRUSTED_PROXIES`` proxies in front,
+    read from the right, so a client cannot pick its own address by sending the header.
+    Wraps the whole WSGI app, after anything else that wraps it."""
+    count = app.config["TRUSTED_PROXIES"]
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
 
 
 def _register_template_helpers(app: Flask) -> None:
