@@ -32,7 +32,7 @@ from ticketing.mail.queue import (
     queue_state,
     send_queued_mail_now,
 )
-from ticketing.models import utcnow
+from ticketing.models import begin_write, utcnow
 from ticketing.privacy.commands import register as register_privacy_commands
 from ticketing.web import link_context
 
@@ -264,6 +264,7 @@ def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime
         select(Device).where(Device.organizer_id == organizer.id, Device.name == DEMO_DEVICE)
     ).scalar()
     if device is None:
+        begin_write(db.session)
         device = Device(
             organizer_id=organizer.id,
             name=DEMO_DEVICE,
@@ -285,6 +286,7 @@ def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
     if events:
         return organizer, token, events
     day = (now + dt.timedelta(days=21)).replace(hour=19, minute=0, second=0, microsecond=0)
+    begin_write(db.session)
     concert = Event(
         organizer_id=organizer.id,
         title="Les Ondes du Canal — concert",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -27,6 +28,7 @@ from ticketing.catalog.models import (
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser, timezone_or_none
+from ticketing.models import begin_write
 
 CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK")
 MAX_CAPACITY = 1_000_000
@@ -63,6 +65,19 @@ class _EventWindow(Protocol):
     ends_at: dt.datetime
 
 
+@contextmanager
+def _writing(session: Session) -> Iterator[None]:
+    """The write transaction every change takes (``begin_write``: ``BEGIN IMMEDIATE`` on
+    SQLite, so it waits for the write lock instead of failing on it); any error rolls it
+    back, so a refused change gives the lock back at once. The body commits."""
+    begin_write(session)
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+
+
 def sale_state(ticket_type: _OnSale, event: _EventWindow, now: dt.datetime) -> SaleState:
     """Works on ORM objects and on checkout's lighter views of them alike."""
     available = ticket_type.available
@@ -87,9 +102,10 @@ def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Org
             errors={"name": _("An organiser needs a name of 1 to 200 characters.")},
         )
     token = new_token()
-    organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
-    session.add(organizer)
-    session.commit()
+    with _writing(session):
+        organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
+        session.add(organizer)
+        session.commit()
     return organizer, token
 
 
@@ -262,10 +278,11 @@ def create_event(
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
     values = _parse_event(payload, None, max_retention_days)
-    _check_stream_name_free(session, values, None)
-    event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
-    session.add(event)
-    _commit_event(session)
+    with _writing(session):
+        _check_stream_name_free(session, values, None)
+        event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
+        session.add(event)
+        _commit_event(session)
     return event
 
 
@@ -278,30 +295,40 @@ def update_event(
 ) -> Event:
     """Change an event. ``retention_days`` may go down or up, never past the operator's
     maximum (``TICKETING_MAX_RETENTION_DAYS``)."""
-    values = _parse_event(payload, event, max_retention_days)
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-    currency_changes = "currency" in values and values["currency"] != event.currency
-    if currency_changes and any(t.reserved or t.sold for t in event.ticket_types):
-        raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
-    _check_stream_name_free(session, values, event)
-    for name, value in values.items():
-        setattr(event, name, value)
-    event.updated_at = now
-    _commit_event(session)
+    with _writing(session):
+        session.refresh(event)
+        values = _parse_event(payload, event, max_retention_days)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+        currency_changes = "currency" in values and values["currency"] != event.currency
+        if currency_changes and _has_sold_or_held(session, event):
+            raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
+        _check_stream_name_free(session, values, event)
+        for name, value in values.items():
+            setattr(event, name, value)
+        event.updated_at = now
+        _commit_event(session)
     return event
 
 
+def _has_sold_or_held(session: Session, event: Event) -> bool:
+    """Read in the write transaction: ticket types loaded before it may predate a sale."""
+    taken = (TicketType.reserved > 0) | (TicketType.sold > 0)
+    return bool(session.execute(select(exists().where(TicketType.event_id == event.id, taken))).scalar())
+
+
 def publish_event(session: Session, event: Event, now: dt.datetime) -> Event:
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be published."), code="event_cancelled")
-    if not event.ticket_types:
-        raise Conflict(_("Add at least one ticket type before publishing."), code="no_ticket_types")
-    if event.mode == "livestream" and not any(t.grants_stream for t in event.ticket_types):
-        raise Conflict(_("A livestream needs a ticket type that grants the stream."), code="no_stream_ticket")
-    event.status = "published"
-    event.updated_at = now
-    session.commit()
+    with _writing(session):
+        session.refresh(event)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be published."), code="event_cancelled")
+        if not event.ticket_types:
+            raise Conflict(_("Add at least one ticket type before publishing."), code="no_ticket_types")
+        if event.mode == "livestream" and not any(t.grants_stream for t in event.ticket_types):
+            raise Conflict(_("A livestream needs a ticket type that grants the stream."), code="no_stream_ticket")
+        event.status = "published"
+        event.updated_at = now
+        session.commit()
     return event
 
 
@@ -346,13 +373,15 @@ def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: Ti
 
 
 def add_ticket_type(session: Session, event: Event, payload: Mapping[str, Any], now: dt.datetime) -> TicketType:
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-    values = _parse_ticket_type(payload, event, None)
-    ticket_type = TicketType(event_id=event.id, created_at=now, **values)
-    session.add(ticket_type)
-    event.updated_at = now
-    session.commit()
+    with _writing(session):
+        session.refresh(event)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+        values = _parse_ticket_type(payload, event, None)
+        ticket_type = TicketType(event_id=event.id, created_at=now, **values)
+        session.add(ticket_type)
+        event.updated_at = now
+        session.commit()
     return ticket_type
 
 
@@ -368,31 +397,36 @@ def update_ticket_type(
 ) -> TicketType:
     """Prices may change (orders keep what they were shown); capacity never drops below
     what is already sold or held."""
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-    values = _parse_ticket_type(payload, event, ticket_type)
-    capacity = values.pop("capacity", None)
-    if capacity is not None:
-        # Conditional, like a hold: a purchase committing meanwhile cannot be undercut.
-        changed = session.execute(
-            update(TicketType)
-            .where(TicketType.id == ticket_type.id, TicketType.reserved + TicketType.sold <= capacity)
-            .values(capacity=capacity)
-        ).rowcount
-        if changed == 0:
-            session.rollback()
-            taken = ticket_type.reserved + ticket_type.sold
-            raise Conflict(
-                ngettext(
-                    "Capacity cannot go below the %(num)d ticket already sold or held.",
-                    "Capacity cannot go below the %(num)d tickets already sold or held.",
-                    taken,
-                ),
-                code="capacity_below_sold",
-            )
-    for name, value in values.items():
-        setattr(ticket_type, name, value)
-    event.updated_at = now
-    session.commit()
+    with _writing(session):
+        session.refresh(event)
+        session.refresh(ticket_type)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+        values = _parse_ticket_type(payload, event, ticket_type)
+        capacity = values.pop("capacity", None)
+        if capacity is not None:
+            # Conditional, like a hold: the write lock keeps purchases out until the commit,
+            # and the WHERE holds on PostgreSQL, where a purchase may commit meanwhile.
+            changed = session.execute(
+                update(TicketType)
+                .where(TicketType.id == ticket_type.id, TicketType.reserved + TicketType.sold <= capacity)
+                .values(capacity=capacity)
+            ).rowcount
+            if changed == 0:
+                session.rollback()
+                session.refresh(ticket_type)
+                taken = ticket_type.reserved + ticket_type.sold
+                raise Conflict(
+                    ngettext(
+                        "Capacity cannot go below the %(num)d ticket already sold or held.",
+                        "Capacity cannot go below the %(num)d tickets already sold or held.",
+                        taken,
+                    ),
+                    code="capacity_below_sold",
+                )
+        for name, value in values.items():
+            setattr(ticket_type, name, value)
+        event.updated_at = now
+        session.commit()
     session.refresh(ticket_type)
     return ticket_type
