@@ -32,9 +32,18 @@ from ticketing.models import begin_write
 
 CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK")
 MAX_CAPACITY = 1_000_000
+# What one ticket costs its buyer, price and fee together, in minor units (100,000.00 in
+# the event's currency): a line of MAX_PER_ORDER tickets stays far below the 2**31 - 1
+# an integer column holds; checkout bounds the order's total across its lines.
 MAX_PRICE_CENTS = 10_000_000
 MAX_PER_ORDER = 50
 DEFAULT_MAX_RETENTION_DAYS = 365
+# Every instant an organiser sets (event times, sale windows, replay) lies within ten years
+# of now, either side: far beyond any real sale, and far from the calendar's edge, where
+# adding a retention period or a time zone overflows.
+DATE_RANGE = dt.timedelta(days=3653)
+EVENT_INSTANTS = ("starts_at", "ends_at", "doors_at", "stream_replay_until")
+SALE_INSTANTS = ("sale_starts_at", "sale_ends_at")
 STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STREAM_URL = re.compile(r"https?://[^\s\"'<>]+")
 
@@ -168,8 +177,18 @@ def get_own_event(session: Session, organizer: Organizer, event_id: str) -> Even
     return event
 
 
+def _check_instants(fields: FieldParser, values: Mapping[str, Any], names: tuple[str, ...], now: dt.datetime) -> None:
+    for name in names:
+        value = values.get(name)
+        if value is not None and not now - DATE_RANGE <= value <= now + DATE_RANGE:
+            fields.fail(name, _("Must be within ten years of today."))
+
+
 def _parse_event(
-    payload: Mapping[str, Any], event: Event | None, max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS
+    payload: Mapping[str, Any],
+    event: Event | None,
+    now: dt.datetime,
+    max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> dict[str, Any]:
     creating = event is None
     fields = FieldParser(payload)
@@ -210,6 +229,7 @@ def _parse_event(
     unknown = set(payload) - set(readers) - {"timezone"}
     for name in sorted(unknown):
         fields.fail(name, _("Unknown field."))
+    _check_instants(fields, values, EVENT_INSTANTS, now)
     fields.finish()
     starts = values.get("starts_at") or (event.starts_at if event else None)
     ends = values.get("ends_at") or (event.ends_at if event else None)
@@ -277,7 +297,7 @@ def create_event(
     now: dt.datetime,
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
-    values = _parse_event(payload, None, max_retention_days)
+    values = _parse_event(payload, None, now, max_retention_days)
     with _writing(session):
         _check_stream_name_free(session, values, None)
         event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
@@ -297,7 +317,7 @@ def update_event(
     maximum (``TICKETING_MAX_RETENTION_DAYS``)."""
     with _writing(session):
         session.refresh(event)
-        values = _parse_event(payload, event, max_retention_days)
+        values = _parse_event(payload, event, now, max_retention_days)
         if event.status == "cancelled":
             raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
         currency_changes = "currency" in values and values["currency"] != event.currency
@@ -332,7 +352,9 @@ def publish_event(session: Session, event: Event, now: dt.datetime) -> Event:
     return event
 
 
-def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: TicketType | None) -> dict[str, Any]:
+def _parse_ticket_type(
+    payload: Mapping[str, Any], event: Event, ticket_type: TicketType | None, now: dt.datetime
+) -> dict[str, Any]:
     creating = ticket_type is None
     fields = FieldParser(payload)
     zone = timezone_or_none(event.timezone) or timezone_or_none("UTC")
@@ -361,7 +383,15 @@ def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: Ti
             values["grants_stream"] = "stream" in grants
     for name in sorted(set(payload) - set(readers) - {"grants"}):
         fields.fail(name, _("Unknown field."))
+    _check_instants(fields, values, SALE_INSTANTS, now)
     fields.finish()
+    price = values.get("price_cents", ticket_type.price_cents if ticket_type else 0)
+    fee = values.get("fee_cents", ticket_type.fee_cents if ticket_type else 0)
+    if price + fee > MAX_PRICE_CENTS:
+        fields.fail(
+            "fee_cents" if "fee_cents" in values else "price_cents",
+            _("price_cents and fee_cents together must be at most %(n)d.", n=MAX_PRICE_CENTS),
+        )
     starts = (
         values.get("sale_starts_at") if "sale_starts_at" in values else (ticket_type and ticket_type.sale_starts_at)
     )
@@ -377,7 +407,7 @@ def add_ticket_type(session: Session, event: Event, payload: Mapping[str, Any], 
         session.refresh(event)
         if event.status == "cancelled":
             raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-        values = _parse_ticket_type(payload, event, None)
+        values = _parse_ticket_type(payload, event, None, now)
         ticket_type = TicketType(event_id=event.id, created_at=now, **values)
         session.add(ticket_type)
         event.updated_at = now
@@ -402,7 +432,7 @@ def update_ticket_type(
         session.refresh(ticket_type)
         if event.status == "cancelled":
             raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-        values = _parse_ticket_type(payload, event, ticket_type)
+        values = _parse_ticket_type(payload, event, ticket_type, now)
         capacity = values.pop("capacity", None)
         if capacity is not None:
             # Conditional, like a hold: the write lock keeps purchases out until the commit,
