@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest as MalformedJSON
 
@@ -103,6 +105,21 @@ def link_context(app: Flask) -> AbstractContextManager[Any]:
     mails are sent outside requests, or their links name the first allowed host (localhost).
     """
     return app.test_request_context(base_url=app.config.get("BASE_URL") or f"http://{app.config['ALLOWED_HOSTS'][0]}/")
+
+
+AFTER_COMMIT_ANSWER = "guichet_after_commit_answer"
+
+
+def answer_after_commit(answer: Callable[[], ResponseReturnValue]) -> None:
+    """What this request answers if it fails after its service committed.
+
+    The work that follows a commit (mail sent inline, refunds sent to the provider, a
+    re-read) can find the database gone; the error handlers then answer this, which says
+    what was recorded, instead of "nothing was recorded". They use it only once a write
+    transaction of this request committed, so a route may name it before calling its
+    service: a failure before the commit is still answered "nothing was recorded".
+    """
+    setattr(g, AFTER_COMMIT_ANSWER, answer)
 
 
 def api_time(value: dt.datetime | None) -> str | None:
