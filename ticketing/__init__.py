@@ -44,8 +44,7 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     register_error_handlers(app)
     _register_template_helpers(app)
     app.after_request(add_security_headers)
-    if not app.config["BASE_URL"]:
-        app.before_request(refuse_unknown_host)  # links follow the request's host: see web.external_url
+    _answer_allowed_hosts_only(app)
 
     from ticketing.cli import register_commands
 
@@ -196,6 +195,13 @@ def _trust_proxies(app: Flask) -> None:
     count = app.config["TRUSTED_PROXIES"]
     if count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
+
+
+def _answer_allowed_hosts_only(app: Flask) -> None:
+    """Without ``TICKETING_BASE_URL`` links follow the request's host (``web.external_url``),
+    so only the hosts of ``TICKETING_ALLOWED_HOSTS`` are answered."""
+    if not app.config["BASE_URL"]:
+        app.before_request(refuse_unknown_host)
 
 
 def _register_template_helpers(app: Flask) -> None:

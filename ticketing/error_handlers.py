@@ -109,7 +109,9 @@ def unexpected(error: Exception) -> Any:
 
 
 def _start_request() -> None:
+    """Nothing committed yet, no answer named: tests may run requests in one app context."""
     forget_committed_writes(db.session)
+    g.pop(AFTER_COMMIT_ANSWER, None)
 
 
 def register_error_handlers(app: Flask) -> None:
