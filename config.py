@@ -8,10 +8,15 @@ listed, with its default, in README.md under "Configuration".
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 MAIL_DELIVERY_MODES = ("inline", "worker")
+# Hosts a development or test app answers when TICKETING_BASE_URL is unset.
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+HOST_NAME = re.compile(r"[a-z0-9.-]+|\[[0-9a-f:.]+\]")
 
 
 class ConfigError(RuntimeError):
@@ -32,6 +37,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _host_names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_ALLOWED_HOSTS
+    hosts = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for host in hosts:
+        if not HOST_NAME.fullmatch(host):
+            raise ConfigError(
+                f"{name}: {host!r} is not a host name (no scheme, no port: localhost, [::1], guichet.lan)"
+            )
+    return hosts or DEFAULT_ALLOWED_HOSTS
 
 
 def normalise_database_url(url: str) -> str:
@@ -66,7 +84,10 @@ class BaseConfig:
         self.STREAM_SECURE_LINK_SECRET: str | None = env.get("TICKETING_STREAM_SECURE_LINK_SECRET") or None
         self.STREAM_SIGNED_URL_SECONDS = _int(env, "TICKETING_STREAM_SIGNED_URL_SECONDS", 600)
         self.STREAM_HEARTBEAT_SECONDS = _int(env, "TICKETING_STREAM_HEARTBEAT_SECONDS", 30)
+        # Links in mails and redirects: TICKETING_BASE_URL, or else (never in production)
+        # the request's host, and then only one of ALLOWED_HOSTS (see ticketing/web.py).
         self.BASE_URL: str | None = (env.get("TICKETING_BASE_URL") or "").rstrip("/") or None
+        self.ALLOWED_HOSTS = _host_names(env, "TICKETING_ALLOWED_HOSTS")
         self.HOLD_MINUTES = _int(env, "TICKETING_HOLD_MINUTES", 10)
         self.STRIPE_SECRET_KEY: str | None = env.get("STRIPE_SECRET_KEY") or None
         self.STRIPE_WEBHOOK_SECRET: str | None = env.get("STRIPE_WEBHOOK_SECRET") or None
@@ -76,6 +97,9 @@ class BaseConfig:
         self.PAYMENT_PROVIDER: str = env.get("TICKETING_PAYMENT_PROVIDER") or (
             "stripe" if self.STRIPE_SECRET_KEY else "demo"
         )
+        # Production only: the demo provider "pays" without money, so production takes it
+        # only on an instance stated to be a test one (its pages show the test banner).
+        self.ALLOW_DEMO_PAYMENTS = _flag(env.get("TICKETING_ALLOW_DEMO_PAYMENTS"), False)
         self.MAIL_FROM = env.get("TICKETING_MAIL_FROM") or "Guichet <tickets@localhost>"
         self.SMTP_HOST: str | None = env.get("TICKETING_SMTP_HOST") or None
         self.SMTP_PORT = _int(env, "TICKETING_SMTP_PORT", 587)
@@ -87,6 +111,9 @@ class BaseConfig:
         # `flask send-mail --follow` sends (see ticketing/mail/queue.py).
         self.MAIL_DELIVERY = (env.get("TICKETING_MAIL_DELIVERY") or "inline").strip().lower()
         self.RATELIMIT_STORAGE_URI = env.get("TICKETING_RATELIMIT_STORAGE_URL") or "memory://"
+        # How many proxies stand in front (nginx: 1). Their X-Forwarded-For and -Proto are
+        # believed, that many hops deep; with 0 a client's X-Forwarded-For is ignored.
+        self.TRUSTED_PROXIES = _int(env, "TICKETING_TRUSTED_PROXIES", 0)
         self.RATELIMIT_ENABLED = _flag(env.get("TICKETING_RATELIMIT_ENABLED"), True)
         self.LOG_LEVEL = (env.get("TICKETING_LOG_LEVEL") or "INFO").upper()
         self.SESSION_COOKIE_SECURE = _flag(env.get("TICKETING_SECURE_COOKIES"), self.REQUIRE_KEYS_FROM_ENV)
@@ -103,12 +130,26 @@ class BaseConfig:
     SESSION_COOKIE_NAME = "guichet_session"
     MAX_CONTENT_LENGTH = 64 * 1024
     WTF_CSRF_TIME_LIMIT = None
+    # Flask-WTF's HTTPS check wants a Referer from the same host, and every page sends
+    # "Referrer-Policy: no-referrer" (order pages carry their token in the URL): browsers
+    # send none, so over HTTPS every form would be refused. The session-bound token and
+    # the SameSite=Lax cookie still guard every form.
+    WTF_CSRF_SSL_STRICT = False
     BABEL_DEFAULT_LOCALE = "en"
     BABEL_DEFAULT_TIMEZONE = "UTC"
     LANGUAGES = ("en", "fr")
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     def _check(self) -> None:
+        if self.BASE_URL:
+            parts = urlsplit(self.BASE_URL)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+                raise ConfigError(
+                    f"TICKETING_BASE_URL={self.BASE_URL!r} is not a site address; use scheme and host only, "
+                    "like https://tickets.example.org"
+                )
+        if not 0 <= self.TRUSTED_PROXIES <= 5:
+            raise ConfigError("TICKETING_TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the app)")
         if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
         if self.MAX_RETENTION_DAYS < 1 or self.MAX_RETENTION_DAYS > 3650:
@@ -166,6 +207,8 @@ class ProductionConfig(BaseConfig):
 
     REQUIRED = (
         ("DATABASE_URL", "TICKETING_DATABASE_URL"),
+        # Links in mails must never follow the Host header a client sent.
+        ("BASE_URL", "TICKETING_BASE_URL"),
         ("SECRET_KEY", "TICKETING_SECRET_KEY"),
         ("MASTER_KEYS", "TICKETING_MASTER_KEYS"),
         ("BLIND_INDEX_KEY", "TICKETING_BLIND_INDEX_KEY"),
@@ -178,6 +221,11 @@ class ProductionConfig(BaseConfig):
         for attribute, variable in self.REQUIRED:
             if not getattr(self, attribute):
                 raise ConfigError(f"production mode needs {variable}; it is not set")
+        if self.PAYMENT_PROVIDER == "demo" and not self.ALLOW_DEMO_PAYMENTS:
+            raise ConfigError(
+                "production mode needs STRIPE_SECRET_KEY: the demo payment provider gives tickets away; "
+                "only a test instance may set TICKETING_ALLOW_DEMO_PAYMENTS=true"
+            )
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

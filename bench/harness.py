@@ -55,6 +55,8 @@ def production_environ(instance: Path, database_url: str, **extra: str) -> dict[
         "TICKETING_DATABASE_URL": database_url,
         "TICKETING_INSTANCE_PATH": str(instance),
         "TICKETING_LOG_LEVEL": "WARNING",
+        "TICKETING_BASE_URL": "http://127.0.0.1",
+        "TICKETING_ALLOW_DEMO_PAYMENTS": "true",  # a test instance: nobody pays
         **extra,
     }
 

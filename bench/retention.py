@@ -68,6 +68,8 @@ def environment(instance: Path) -> dict[str, str]:
         "TICKETING_ENV": "production",
         "TICKETING_INSTANCE_PATH": str(instance),
         "TICKETING_DATABASE_URL": DATABASE_URL,
+        "TICKETING_BASE_URL": "http://127.0.0.1",
+        "TICKETING_ALLOW_DEMO_PAYMENTS": "true",  # a test instance: nobody pays
         "TICKETING_RATELIMIT_ENABLED": "false",
         "TICKETING_LOG_LEVEL": "WARNING",
     }

@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 
 import config
 from tests.conftest import make_app, make_event, make_organizer, post_form
-from ticketing import RedactSecretPaths, create_app
+from ticketing import create_app
 from ticketing.catalog.models import Organizer
 from ticketing.crypto import new_key_values
 from ticketing.extensions import db, keyring
+from ticketing.log_redaction import RedactSecretPaths
 
 MARKER = "secret-marker@example.org"
 
@@ -260,6 +261,9 @@ def production_environ(tmp_path: Path, **changes: str) -> dict[str, str]:
         "TICKETING_ENV": "production",
         "TICKETING_INSTANCE_PATH": str(tmp_path / "prod-instance"),
         "TICKETING_DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        "TICKETING_BASE_URL": "https://tickets.example.org",
+        "STRIPE_SECRET_KEY": "sk_test_production_mode",
+        "STRIPE_WEBHOOK_SECRET": "whsec_production_mode",
         "TICKETING_SECRET_KEY": keys["secret_key"],
         "TICKETING_MASTER_KEYS": keys["master_keys"],
         "TICKETING_BLIND_INDEX_KEY": keys["blind_index_key"],
@@ -514,6 +518,7 @@ def test_unexpected_error_quoting_the_buyers_email_leaks_it_nowhere(app, client,
 
 REQUIRED_IN_PRODUCTION = [
     "TICKETING_DATABASE_URL",
+    "TICKETING_BASE_URL",
     "TICKETING_SECRET_KEY",
     "TICKETING_MASTER_KEYS",
     "TICKETING_BLIND_INDEX_KEY",
@@ -573,6 +578,24 @@ def test_production_with_every_variable_starts(tmp_path):
 
     assert app.config["ENV_NAME"] == "production"
     assert not (tmp_path / "prod-instance" / "keys.json").exists()
+
+
+def test_an_sqlite_older_than_3_35_is_refused_at_start_up_with_its_version(tmp_path, monkeypatch):
+    from sqlite3 import dbapi2  # the module SQLAlchemy's pysqlite dialect drives
+
+    monkeypatch.setattr(dbapi2, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(dbapi2, "sqlite_version", "3.34.1")
+
+    with pytest.raises(config.ConfigError, match=r"SQLite 3\.34\.1 is too old: Guichet needs 3\.35 or newer"):
+        development_app(tmp_path / "instance")
+
+
+def test_sqlite_3_35_is_enough(tmp_path, monkeypatch):
+    from sqlite3 import dbapi2
+
+    monkeypatch.setattr(dbapi2, "sqlite_version_info", (3, 35, 0))
+
+    assert development_app(tmp_path / "instance").config["ENV_NAME"] == "development"
 
 
 def development_app(instance: Path):  # type: ignore[no-untyped-def]
@@ -650,3 +673,30 @@ def test_every_rate_limited_view_is_in_a_limited_blueprint(app):
 
     assert limited, "no rate-limited view found: the check below would prove nothing"
     assert {endpoint.split(".")[0] for endpoint in limited} <= LIMITED_BLUEPRINTS
+
+
+# --- Forms over HTTPS --------------------------------------------------------------------
+
+
+def test_forms_over_https_work_without_a_referer_as_browsers_send_them(tmp_path, sqlite_template):
+    """Every page sends 'Referrer-Policy: no-referrer', so a browser posts a form with no Referer."""
+    import shutil
+
+    database = tmp_path / "prod.sqlite3"
+    shutil.copy(sqlite_template, database)
+    app = create_app(
+        config.ProductionConfig(production_environ(tmp_path, TICKETING_DATABASE_URL=f"sqlite:///{database}"))
+    )
+    client = app.test_client()
+    site = "https://tickets.example.org"
+    page = client.get("/orders/find", base_url=site)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+    with_token = client.post("/orders/find", base_url=site, data={"csrf_token": token, "email": "a@example.org"})
+    without_token = client.post("/orders/find", base_url=site, data={"email": "a@example.org"})
+
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert with_token.status_code == 200
+    assert without_token.status_code == 400
+    with app.app_context():
+        db.engine.dispose()

@@ -2,67 +2,74 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-import traceback
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from flask import Flask, Response, current_app, has_request_context, make_response, render_template, request, session
+from flask import Flask, has_request_context, request, session
 from flask_babel import get_locale
-from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError
-from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy import Engine, text
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BaseConfig, ConfigError, config_from_name
 from ticketing.autocommit import autocommit_connections
 from ticketing.crypto import KeyRing, generate_key_file, load_keyring
 from ticketing.crypto.keys import KeyConfigError
-from ticketing.errors import GuichetError
+from ticketing.error_handlers import register_error_handlers
 from ticketing.extensions import babel, csrf, db, key_file_stamp, limiter, migrate
+from ticketing.log_redaction import configure_logging
 from ticketing.models import configure_engine
-from ticketing.web import problem, problem_from_error, wants_json
+from ticketing.security_headers import add_security_headers
+from ticketing.web import refuse_unknown_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = PROJECT_ROOT / "migrations"
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; media-src 'self' blob:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-
-# Secret parts of URLs (order links, payment pages) are cut out of request logs.
-SECRET_PATH = re.compile(r"(/(?:(?:orders|pay/demo|pay/stripe)/[^/\s?\"]{1,48}|refunds/choose)/)[^\s?\"]+")
-# The emailed "my data" links carry their token right after the prefix.
-PRIVACY_LINK = re.compile(r"(/privacy/my-data/)[^\s?\"/]+")
-# Stream links carry their token first: /watch/<token>/...
-WATCH_PATH = re.compile(r"(/watch/)[^/\s?\"]+")
+OLDEST_SQLITE = (3, 35, 0)
 
 
-# Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
-CLIENT_ADDRESS = re.compile(r"^[0-9A-Fa-f:.%\[\]]+ - ")
+def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
+    """The app, step by step; each step needs only those above it."""
+    config = _load_config(config_name_or_object)
+    app = _flask_app(config)
+    app.extensions["guichet.keyring"] = _keyring(app, config)
+    app.extensions["guichet.reload_keyring"] = lambda: reload_keyring(app)
+    configure_logging(app)
+    _init_database(app)
+    # The gate's lookup and door scans on PostgreSQL: see ticketing/autocommit.py.
+    app.extensions["guichet.autocommit"] = autocommit_connections(
+        app.config["SQLALCHEMY_DATABASE_URI"], testing=bool(app.config.get("TESTING"))
+    )
+    _init_extensions(app)
+    _register_blueprints(app)
+    _trust_proxies(app)
+    register_error_handlers(app)
+    _register_template_helpers(app)
+    app.after_request(add_security_headers)
+    _answer_allowed_hosts_only(app)
+
+    from ticketing.cli import register_commands
+
+    register_commands(app)
+    return app
 
 
-def _redact(text: str) -> str:
-    for pattern in (SECRET_PATH, PRIVACY_LINK, WATCH_PATH):
-        text = pattern.sub(r"\1[token]", text)
-    return text
-
-
-class RedactSecretPaths(logging.Filter):
-    """Cuts secrets and client addresses out of request log lines before they are written."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact(arg) if isinstance(arg, str) else arg for arg in record.args)
-        if isinstance(record.msg, str):
-            record.msg = CLIENT_ADDRESS.sub("[client] - ", _redact(record.msg))
-        return True
+def _flask_app(config: BaseConfig) -> Flask:
+    """The bare app: folders, and the configuration as ``app.config``."""
+    instance_path = config.INSTANCE_PATH or str(PROJECT_ROOT / "instance")
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(instance_path),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.from_mapping(config.as_mapping())
+    app.config["ENV_NAME"] = config.ENV_NAME
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
+    app.config["SQLALCHEMY_DATABASE_URI"] = config.DATABASE_URL or (
+        "sqlite:///" + str(Path(app.instance_path) / "guichet.sqlite3")
+    )
+    app.extensions["guichet.config"] = config
+    return app
 
 
 def _load_config(config_name_or_object: str | BaseConfig | None) -> BaseConfig:
@@ -107,57 +114,31 @@ def reload_keyring(app: Flask) -> KeyRing:
     return ring
 
 
-def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
-    config = _load_config(config_name_or_object)
-    instance_path = config.INSTANCE_PATH or str(PROJECT_ROOT / "instance")
-    app = Flask(
-        __name__,
-        instance_path=os.path.abspath(instance_path),
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
-    )
-    app.config.from_mapping(config.as_mapping())
-    app.config["ENV_NAME"] = config.ENV_NAME
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
-    app.config["SQLALCHEMY_DATABASE_URI"] = config.DATABASE_URL or (
-        "sqlite:///" + str(Path(app.instance_path) / "guichet.sqlite3")
-    )
-    app.extensions["guichet.config"] = config
-    app.extensions["guichet.keyring"] = _keyring(app, config)
-    app.extensions["guichet.reload_keyring"] = lambda: reload_keyring(app)
-
-    _configure_logging(app)
+def _init_database(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
+        _refuse_old_sqlite(db.engine)
         configure_engine(db.engine)
-    # The gate's lookup and door scans on PostgreSQL: see ticketing/autocommit.py.
-    app.extensions["guichet.autocommit"] = autocommit_connections(
-        app.config["SQLALCHEMY_DATABASE_URI"], testing=bool(app.config.get("TESTING"))
-    )
     migrate.init_app(app, db, directory=str(MIGRATIONS))
+
+
+def _refuse_old_sqlite(engine: Engine) -> None:
+    """The same statements run on both databases, and SQLite learnt ``RETURNING`` and
+    ``UPDATE ... FROM`` in 3.35: an older library would fail in the middle of a sale."""
+    if engine.dialect.name != "sqlite":
+        return
+    library = engine.dialect.dbapi
+    if library is not None and library.sqlite_version_info < OLDEST_SQLITE:
+        raise ConfigError(
+            f"SQLite {library.sqlite_version} is too old: Guichet needs 3.35 or newer (RETURNING, UPDATE ... FROM); "
+            "run it with a Python linked against a newer SQLite, or on PostgreSQL (TICKETING_DATABASE_URL)"
+        )
+
+
+def _init_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=_select_locale)
     csrf.init_app(app)
     limiter.init_app(app)
-
-    _register_blueprints(app)
-    _register_error_handlers(app)
-    _register_template_helpers(app)
-    app.after_request(_security_headers)
-
-    from ticketing.cli import register_commands
-
-    register_commands(app)
-    return app
-
-
-def _configure_logging(app: Flask) -> None:
-    logging.getLogger("ticketing").setLevel(app.config["LOG_LEVEL"])
-    redact = RedactSecretPaths()
-    logging.getLogger("werkzeug").addFilter(redact)
-    logging.getLogger("gunicorn.access").addFilter(redact)
-    # The stripe SDK logs request bodies at INFO/DEBUG, and they hold the order links
-    # (success_url): never below WARNING, whatever the root level.
-    logging.getLogger("stripe").setLevel(logging.WARNING)
 
 
 def _select_locale() -> str:
@@ -211,87 +192,21 @@ def _register_blueprints(app: Flask) -> None:
     stream.init_app(app)
 
 
-def _register_error_handlers(app: Flask) -> None:
-    log = logging.getLogger("ticketing")
-
-    def page(status: int, title: str, detail: str) -> tuple[str, int]:
-        return render_template("errors/error.html", status=status, title=title, detail=detail), status
-
-    @app.errorhandler(GuichetError)
-    def guichet_error(error: GuichetError) -> Any:
-        if wants_json():
-            return problem_from_error(error)
-        return page(error.status, error.title if error.status >= 500 else _(error.title), error.message)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Any:
-        status = error.code or 500
-        title = error.name
-        detail = _http_detail(status)
-        if isinstance(error, CSRFError):
-            detail = _("This form expired or was sent from elsewhere. Reload the page and try again.")
-        if wants_json():
-            code = title.lower().replace(" ", "_")
-            response = problem(status, code, title, detail)
-            valid_methods = getattr(error, "valid_methods", None)
-            if status == 405 and valid_methods:
-                response.headers["Allow"] = ", ".join(valid_methods)
-            return response
-        return page(status, _http_title(status, title), detail)
-
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    @app.errorhandler(psycopg.OperationalError)  # the kept autocommit connections' own errors
-    @app.errorhandler(psycopg.InterfaceError)
-    def database_unavailable(error: Exception) -> Any:
-        """The database is down or restarted: say so and invite a retry; nothing was written."""
-        db.session.rollback()
-        log.warning("database unavailable at %s %s: %s", request.method, request.url_rule, type(error).__name__)
-        detail = _("The service is briefly unavailable. Nothing was recorded; please try again in a moment.")
-        if wants_json():
-            response = problem(503, "database_unavailable", "Service unavailable", detail)
-        else:
-            response = make_response(page(503, _("Service unavailable"), detail))
-        response.headers["Retry-After"] = "2"
-        return response
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> Any:
-        # The type and the stack, never the message: it could quote personal input.
-        stack = "".join(traceback.format_tb(error.__traceback__))
-        log.error("unexpected %s at %s %s\n%s", type(error).__name__, request.method, request.url_rule, stack)
-        detail = _("Something went wrong on our side. Nothing was charged twice; please try again.")
-        if wants_json():
-            return problem(500, "internal_error", "Internal error", detail)
-        return page(500, _("Internal error"), detail)
+def _trust_proxies(app: Flask) -> None:
+    """Behind nginx every request comes from nginx: the client address (rate limits) and
+    the scheme come from the headers of the ``TICKETING_TRUSTED_PROXIES`` proxies in front,
+    read from the right, so a client cannot pick its own address by sending the header.
+    Wraps the whole WSGI app, after anything else that wraps it."""
+    count = app.config["TRUSTED_PROXIES"]
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
 
 
-def _http_title(status: int, english: str) -> str:
-    titles = {
-        400: _("Bad request"),
-        401: _("Authentication required"),
-        403: _("Not allowed"),
-        404: _("Page not found"),
-        405: _("Method not allowed"),
-        413: _("Request too large"),
-        415: _("Unsupported content type"),
-        429: _("Too many requests"),
-    }
-    return titles.get(status, english)
-
-
-def _http_detail(status: int) -> str:
-    details = {
-        400: _("The request could not be understood. If you sent a form, reload the page and try again."),
-        401: _("Authentication is required."),
-        403: _("You are not allowed to do this."),
-        404: _("There is nothing at this address."),
-        405: _("This address does not accept this method."),
-        413: _("The request is too large."),
-        415: _("This content type is not accepted."),
-        429: _("Too many requests. Wait a minute and try again."),
-    }
-    return details.get(status, _("The request could not be completed."))
+def _answer_allowed_hosts_only(app: Flask) -> None:
+    """Without ``TICKETING_BASE_URL`` links follow the request's host (``web.external_url``),
+    so only the hosts of ``TICKETING_ALLOWED_HOSTS`` are answered."""
+    if not app.config["BASE_URL"]:
+        app.before_request(refuse_unknown_host)
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -305,35 +220,6 @@ def _register_template_helpers(app: Flask) -> None:
             "test_mode": app.extensions["guichet.payments"].is_test_mode,
             "current_locale": str(get_locale() or "en"),
         }
-
-
-def content_security_policy(app: Flask) -> str:
-    """The strict policy; with Stripe, form-action also allows Stripe's checkout origin.
-
-    Chromium applies form-action to every redirect that follows a form POST, so the 303
-    from "Buy" (via /pay/stripe/...) to checkout.stripe.com is blocked without it.
-    """
-    if app.config.get("PAYMENT_PROVIDER") == "stripe":
-        return CONTENT_SECURITY_POLICY.replace("form-action 'self'", "form-action 'self' https://checkout.stripe.com")
-    return CONTENT_SECURITY_POLICY
-
-
-def _security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", content_security_policy(current_app))
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-    if request.path == "/door":
-        # The scanner page reads QR codes from the camera; every other page keeps it off.
-        headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=(), interest-cohort=()"
-    if request.path.startswith(
-        ("/orders/", "/pay/", "/refunds/", "/api/v1/orders", "/privacy/my-data", "/api/v1/privacy")
-    ):
-        headers["Cache-Control"] = "no-store"
-    return response
 
 
 def check_database() -> bool:

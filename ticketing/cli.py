@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import signal
 import threading
@@ -31,7 +32,7 @@ from ticketing.mail.queue import (
     queue_state,
     send_queued_mail_now,
 )
-from ticketing.models import utcnow
+from ticketing.models import begin_write, utcnow
 from ticketing.privacy.commands import register as register_privacy_commands
 from ticketing.web import link_context
 
@@ -263,6 +264,7 @@ def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime
         select(Device).where(Device.organizer_id == organizer.id, Device.name == DEMO_DEVICE)
     ).scalar()
     if device is None:
+        begin_write(db.session)
         device = Device(
             organizer_id=organizer.id,
             name=DEMO_DEVICE,
@@ -284,6 +286,7 @@ def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
     if events:
         return organizer, token, events
     day = (now + dt.timedelta(days=21)).replace(hour=19, minute=0, second=0, microsecond=0)
+    begin_write(db.session)
     concert = Event(
         organizer_id=organizer.id,
         title="Les Ondes du Canal — concert",
@@ -367,6 +370,17 @@ def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
     return organizer, token, [concert, livestream]
 
 
+def _host_name_of(address: str) -> str | None:
+    """How a browser names the address the demo listens on; None for "every address"."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address.lower()
+    if parsed.is_unspecified:
+        return None
+    return f"[{parsed}]" if parsed.version == 6 else str(parsed)
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -377,6 +391,10 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     upgrade(directory=current_app.extensions["migrate"].directory)
     organizer, token, events = seed_demo(utcnow())
     base = f"http://{host}:{port}"
+    name = _host_name_of(host)
+    if not current_app.config["BASE_URL"] and name is not None:
+        # The address it was told to listen on is one the demo answers (see TICKETING_ALLOWED_HOSTS).
+        current_app.config["ALLOWED_HOSTS"] = (*current_app.config["ALLOWED_HOSTS"], name)
     click.echo(f"Instance folder: {current_app.instance_path} (database, keys, mail outbox)")
     click.echo(f"Payments: {current_app.config['PAYMENT_PROVIDER']} (test mode, no money moves)")
     if token:

@@ -49,7 +49,8 @@ def not_an_email() -> bool:
 
 def client_fingerprint() -> str:
     """Rate-limit key: a keyed hash of the client address, so that not even the limiter's
-    storage (Redis, in production) holds an IP address."""
+    storage (Redis, in production) holds an IP address. Behind a proxy the address is the
+    one the trusted proxy saw (``TICKETING_TRUSTED_PROXIES``, werkzeug's ProxyFix)."""
     address = (request.remote_addr or "unknown").encode()
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, b"ratelimit|" + address, hashlib.sha256).hexdigest()[:32]

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, scoped_session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -55,6 +55,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 WROTE = "guichet_wrote"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A session remembers whether one of its write transactions (begun by ``begin_write``)
+# committed, so that an error after the commit is not answered "nothing was recorded".
+WRITE_OPEN = "guichet_write_open"
+COMMITTED_WRITE = "guichet_committed_write"
 
 
 class WriteInOpenTransaction(RuntimeError):
@@ -119,3 +123,28 @@ def begin_write(session: Session | scoped_session[Session]) -> None:
             raise WriteInOpenTransaction("begin_write inside a transaction that has written; commit or roll back first")
         real.commit()  # nothing written: this only ends the read, and keeps loaded objects usable
     real.connection(execution_options={"guichet_write": True})
+    real.info[WRITE_OPEN] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _note_committed_write(session: Session) -> None:
+    if not session.in_nested_transaction() and session.info.pop(WRITE_OPEN, False):
+        session.info[COMMITTED_WRITE] = True
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_open_write(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(WRITE_OPEN, None)
+
+
+def has_committed_a_write(session: Session | scoped_session[Session]) -> bool:
+    """True once a write transaction of this session committed (since ``forget_committed_writes``)."""
+    real = session() if isinstance(session, scoped_session) else session
+    return bool(real.info.get(COMMITTED_WRITE, False))
+
+
+def forget_committed_writes(session: Session | scoped_session[Session]) -> None:
+    """Start counting afresh: a request does so before it runs (tests may reuse a session)."""
+    real = session() if isinstance(session, scoped_session) else session
+    real.info.pop(COMMITTED_WRITE, None)

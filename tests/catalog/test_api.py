@@ -408,6 +408,7 @@ def test_public_list_shows_availability_and_sale_state(app, client):
     with app.app_context():
         open_event = make_event(capacity=12)
         db.session.execute(update(TicketType).where(TicketType.event_id == open_event.id).values(sold=5))
+        db.session.commit()
         later = make_event(sale_starts_at=utcnow() + dt.timedelta(days=2))
         full = make_event(capacity=3)
         db.session.execute(update(TicketType).where(TicketType.event_id == full.id).values(sold=3))

@@ -179,10 +179,12 @@ def test_chromium_blocks_the_redirect_when_form_action_omits_stripe(
     sqlite_template, tmp_path, fake_stripe, monkeypatch, playwright_driver
 ):
     """Why the policy names Stripe: without it the buyer never reaches the payment page."""
-    import ticketing
+    from ticketing import security_headers
 
     _chromium()
-    monkeypatch.setattr(ticketing, "content_security_policy", lambda _app: ticketing.CONTENT_SECURITY_POLICY)
+    monkeypatch.setattr(
+        security_headers, "content_security_policy", lambda _app: security_headers.CONTENT_SECURITY_POLICY
+    )
     app, (event_id, type_id) = _app(
         tmp_path,
         sqlite_template,

@@ -13,10 +13,10 @@ import pytest
 from config import ConfigError, ProductionConfig
 from tests.conftest import make_organizer, outbox, published_event
 from tests.stream.helpers import set_event, stream_ticket, void_ticket
-from ticketing import RedactSecretPaths
 from ticketing.crypto.keys import generate_key_file
 from ticketing.crypto.stream import read_stream_token
 from ticketing.extensions import db
+from ticketing.log_redaction import RedactSecretPaths
 
 JSON = {"Accept": "application/json"}
 WATCH = re.compile(r"(https?://[^\s\"<>]+/watch/[A-Za-z0-9_.\-]+)")
@@ -221,6 +221,7 @@ def test_publisher_key_needs_a_stream_name_and_the_owner(app, client):
 def test_production_refuses_to_start_without_stream_secrets():
     environ = {
         "TICKETING_DATABASE_URL": "postgresql://x/y",
+        "TICKETING_BASE_URL": "https://tickets.example.org",
         "TICKETING_SECRET_KEY": "s" * 40,
         "TICKETING_MASTER_KEYS": "m1:" + "A" * 43,
         "TICKETING_BLIND_INDEX_KEY": "A" * 43,
@@ -274,7 +275,10 @@ def test_generate_keys_prints_stream_secrets_that_production_accepts(runner, tmp
     printed = runner.invoke(args=["generate-keys"]).output
     environ = dict(line.split("=", 1) for line in printed.strip().splitlines())
     environ.update(
-        TICKETING_DATABASE_URL=f"sqlite:///{tmp_path / 'p.sqlite3'}", TICKETING_INSTANCE_PATH=str(tmp_path / "p")
+        TICKETING_DATABASE_URL=f"sqlite:///{tmp_path / 'p.sqlite3'}",
+        TICKETING_INSTANCE_PATH=str(tmp_path / "p"),
+        TICKETING_BASE_URL="https://tickets.example.org",
+        TICKETING_ALLOW_DEMO_PAYMENTS="true",
     )
 
     app = create_app(ProductionConfig(environ))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -27,12 +28,22 @@ from ticketing.catalog.models import (
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser, timezone_or_none
+from ticketing.models import begin_write
 
 CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK")
 MAX_CAPACITY = 1_000_000
+# What one ticket costs its buyer, price and fee together, in minor units (100,000.00 in
+# the event's currency): a line of MAX_PER_ORDER tickets stays far below the 2**31 - 1
+# an integer column holds; checkout bounds the order's total across its lines.
 MAX_PRICE_CENTS = 10_000_000
 MAX_PER_ORDER = 50
 DEFAULT_MAX_RETENTION_DAYS = 365
+# Every instant an organiser sets (event times, sale windows, replay) lies within ten years
+# of now, either side: far beyond any real sale, and far from the calendar's edge, where
+# adding a retention period or a time zone overflows.
+DATE_RANGE = dt.timedelta(days=3653)
+EVENT_INSTANTS = ("starts_at", "ends_at", "doors_at", "stream_replay_until")
+SALE_INSTANTS = ("sale_starts_at", "sale_ends_at")
 STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STREAM_URL = re.compile(r"https?://[^\s\"'<>]+")
 
@@ -63,6 +74,19 @@ class _EventWindow(Protocol):
     ends_at: dt.datetime
 
 
+@contextmanager
+def _writing(session: Session) -> Iterator[None]:
+    """The write transaction every change takes (``begin_write``: ``BEGIN IMMEDIATE`` on
+    SQLite, so it waits for the write lock instead of failing on it); any error rolls it
+    back, so a refused change gives the lock back at once. The body commits."""
+    begin_write(session)
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+
+
 def sale_state(ticket_type: _OnSale, event: _EventWindow, now: dt.datetime) -> SaleState:
     """Works on ORM objects and on checkout's lighter views of them alike."""
     available = ticket_type.available
@@ -87,9 +111,10 @@ def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Org
             errors={"name": _("An organiser needs a name of 1 to 200 characters.")},
         )
     token = new_token()
-    organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
-    session.add(organizer)
-    session.commit()
+    with _writing(session):
+        organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
+        session.add(organizer)
+        session.commit()
     return organizer, token
 
 
@@ -152,8 +177,18 @@ def get_own_event(session: Session, organizer: Organizer, event_id: str) -> Even
     return event
 
 
+def _check_instants(fields: FieldParser, values: Mapping[str, Any], names: tuple[str, ...], now: dt.datetime) -> None:
+    for name in names:
+        value = values.get(name)
+        if value is not None and not now - DATE_RANGE <= value <= now + DATE_RANGE:
+            fields.fail(name, _("Must be within ten years of today."))
+
+
 def _parse_event(
-    payload: Mapping[str, Any], event: Event | None, max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS
+    payload: Mapping[str, Any],
+    event: Event | None,
+    now: dt.datetime,
+    max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> dict[str, Any]:
     creating = event is None
     fields = FieldParser(payload)
@@ -194,6 +229,7 @@ def _parse_event(
     unknown = set(payload) - set(readers) - {"timezone"}
     for name in sorted(unknown):
         fields.fail(name, _("Unknown field."))
+    _check_instants(fields, values, EVENT_INSTANTS, now)
     fields.finish()
     starts = values.get("starts_at") or (event.starts_at if event else None)
     ends = values.get("ends_at") or (event.ends_at if event else None)
@@ -261,11 +297,12 @@ def create_event(
     now: dt.datetime,
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
-    values = _parse_event(payload, None, max_retention_days)
-    _check_stream_name_free(session, values, None)
-    event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
-    session.add(event)
-    _commit_event(session)
+    values = _parse_event(payload, None, now, max_retention_days)
+    with _writing(session):
+        _check_stream_name_free(session, values, None)
+        event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
+        session.add(event)
+        _commit_event(session)
     return event
 
 
@@ -278,34 +315,46 @@ def update_event(
 ) -> Event:
     """Change an event. ``retention_days`` may go down or up, never past the operator's
     maximum (``TICKETING_MAX_RETENTION_DAYS``)."""
-    values = _parse_event(payload, event, max_retention_days)
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-    currency_changes = "currency" in values and values["currency"] != event.currency
-    if currency_changes and any(t.reserved or t.sold for t in event.ticket_types):
-        raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
-    _check_stream_name_free(session, values, event)
-    for name, value in values.items():
-        setattr(event, name, value)
-    event.updated_at = now
-    _commit_event(session)
+    with _writing(session):
+        session.refresh(event)
+        values = _parse_event(payload, event, now, max_retention_days)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+        currency_changes = "currency" in values and values["currency"] != event.currency
+        if currency_changes and _has_sold_or_held(session, event):
+            raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
+        _check_stream_name_free(session, values, event)
+        for name, value in values.items():
+            setattr(event, name, value)
+        event.updated_at = now
+        _commit_event(session)
     return event
+
+
+def _has_sold_or_held(session: Session, event: Event) -> bool:
+    """Read in the write transaction: ticket types loaded before it may predate a sale."""
+    taken = (TicketType.reserved > 0) | (TicketType.sold > 0)
+    return bool(session.execute(select(exists().where(TicketType.event_id == event.id, taken))).scalar())
 
 
 def publish_event(session: Session, event: Event, now: dt.datetime) -> Event:
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be published."), code="event_cancelled")
-    if not event.ticket_types:
-        raise Conflict(_("Add at least one ticket type before publishing."), code="no_ticket_types")
-    if event.mode == "livestream" and not any(t.grants_stream for t in event.ticket_types):
-        raise Conflict(_("A livestream needs a ticket type that grants the stream."), code="no_stream_ticket")
-    event.status = "published"
-    event.updated_at = now
-    session.commit()
+    with _writing(session):
+        session.refresh(event)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be published."), code="event_cancelled")
+        if not event.ticket_types:
+            raise Conflict(_("Add at least one ticket type before publishing."), code="no_ticket_types")
+        if event.mode == "livestream" and not any(t.grants_stream for t in event.ticket_types):
+            raise Conflict(_("A livestream needs a ticket type that grants the stream."), code="no_stream_ticket")
+        event.status = "published"
+        event.updated_at = now
+        session.commit()
     return event
 
 
-def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: TicketType | None) -> dict[str, Any]:
+def _parse_ticket_type(
+    payload: Mapping[str, Any], event: Event, ticket_type: TicketType | None, now: dt.datetime
+) -> dict[str, Any]:
     creating = ticket_type is None
     fields = FieldParser(payload)
     zone = timezone_or_none(event.timezone) or timezone_or_none("UTC")
@@ -334,7 +383,15 @@ def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: Ti
             values["grants_stream"] = "stream" in grants
     for name in sorted(set(payload) - set(readers) - {"grants"}):
         fields.fail(name, _("Unknown field."))
+    _check_instants(fields, values, SALE_INSTANTS, now)
     fields.finish()
+    price = values.get("price_cents", ticket_type.price_cents if ticket_type else 0)
+    fee = values.get("fee_cents", ticket_type.fee_cents if ticket_type else 0)
+    if price + fee > MAX_PRICE_CENTS:
+        fields.fail(
+            "fee_cents" if "fee_cents" in values else "price_cents",
+            _("price_cents and fee_cents together must be at most %(n)d.", n=MAX_PRICE_CENTS),
+        )
     starts = (
         values.get("sale_starts_at") if "sale_starts_at" in values else (ticket_type and ticket_type.sale_starts_at)
     )
@@ -346,13 +403,15 @@ def _parse_ticket_type(payload: Mapping[str, Any], event: Event, ticket_type: Ti
 
 
 def add_ticket_type(session: Session, event: Event, payload: Mapping[str, Any], now: dt.datetime) -> TicketType:
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-    values = _parse_ticket_type(payload, event, None)
-    ticket_type = TicketType(event_id=event.id, created_at=now, **values)
-    session.add(ticket_type)
-    event.updated_at = now
-    session.commit()
+    with _writing(session):
+        session.refresh(event)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+        values = _parse_ticket_type(payload, event, None, now)
+        ticket_type = TicketType(event_id=event.id, created_at=now, **values)
+        session.add(ticket_type)
+        event.updated_at = now
+        session.commit()
     return ticket_type
 
 
@@ -368,31 +427,36 @@ def update_ticket_type(
 ) -> TicketType:
     """Prices may change (orders keep what they were shown); capacity never drops below
     what is already sold or held."""
-    if event.status == "cancelled":
-        raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-    values = _parse_ticket_type(payload, event, ticket_type)
-    capacity = values.pop("capacity", None)
-    if capacity is not None:
-        # Conditional, like a hold: a purchase committing meanwhile cannot be undercut.
-        changed = session.execute(
-            update(TicketType)
-            .where(TicketType.id == ticket_type.id, TicketType.reserved + TicketType.sold <= capacity)
-            .values(capacity=capacity)
-        ).rowcount
-        if changed == 0:
-            session.rollback()
-            taken = ticket_type.reserved + ticket_type.sold
-            raise Conflict(
-                ngettext(
-                    "Capacity cannot go below the %(num)d ticket already sold or held.",
-                    "Capacity cannot go below the %(num)d tickets already sold or held.",
-                    taken,
-                ),
-                code="capacity_below_sold",
-            )
-    for name, value in values.items():
-        setattr(ticket_type, name, value)
-    event.updated_at = now
-    session.commit()
+    with _writing(session):
+        session.refresh(event)
+        session.refresh(ticket_type)
+        if event.status == "cancelled":
+            raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
+        values = _parse_ticket_type(payload, event, ticket_type, now)
+        capacity = values.pop("capacity", None)
+        if capacity is not None:
+            # Conditional, like a hold: the write lock keeps purchases out until the commit,
+            # and the WHERE holds on PostgreSQL, where a purchase may commit meanwhile.
+            changed = session.execute(
+                update(TicketType)
+                .where(TicketType.id == ticket_type.id, TicketType.reserved + TicketType.sold <= capacity)
+                .values(capacity=capacity)
+            ).rowcount
+            if changed == 0:
+                session.rollback()
+                session.refresh(ticket_type)
+                taken = ticket_type.reserved + ticket_type.sold
+                raise Conflict(
+                    ngettext(
+                        "Capacity cannot go below the %(num)d ticket already sold or held.",
+                        "Capacity cannot go below the %(num)d tickets already sold or held.",
+                        taken,
+                    ),
+                    code="capacity_below_sold",
+                )
+        for name, value in values.items():
+            setattr(ticket_type, name, value)
+        event.updated_at = now
+        session.commit()
     session.refresh(ticket_type)
     return ticket_type

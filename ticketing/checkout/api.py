@@ -18,7 +18,7 @@ from ticketing.errors import Unauthorized
 from ticketing.extensions import db, keyring
 from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
-from ticketing.web import api_time, bearer_token, external_url, json_body
+from ticketing.web import answer_after_commit, api_time, bearer_token, external_url, json_body
 
 bp = Blueprint("checkout_api", __name__, url_prefix="/api/v1")
 
@@ -93,6 +93,7 @@ def create_order() -> tuple[Response, int]:
         "hold_expires_at": api_time(order.hold_expires_at) if order.status == "pending" else None,
         "payment": payment,
     }
+    answer_after_commit(lambda: (jsonify(body), 201))  # the order is placed whatever follows
     send_queued_mail_now(db.session)  # a free order's tickets (after the body: sending expires the order object)
     return jsonify(body), 201
 

@@ -8,6 +8,7 @@ import uuid
 
 from flask import Blueprint, current_app, redirect, render_template, request
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from ticketing.catalog.services import get_public_event, sale_state
@@ -22,7 +23,7 @@ from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an_email
 from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
-from ticketing.web import external_url
+from ticketing.web import answer_after_commit, external_url
 from ticketing.webforms import EmailForm
 
 bp = Blueprint("checkout", __name__)
@@ -102,9 +103,25 @@ def _continue_to_payment(placed: orders.PlacedOrder) -> Response:
     order, token = placed.order, placed.access_token
     if order.is_paid:  # a free order: paid at once, its tickets mail queued with it
         order_page = external_url("checkout.order_page", code=order.code, token=token)
+        code = order.code  # read now: sending the mail expires the order object
+        answer_after_commit(lambda: order_recorded_page(code, order_page, paid=False))
         send_queued_mail_now(db.session)
         return redirect(order_page, code=303)
     return redirect(current_app.extensions["guichet.payments"].start(order, token), code=303)
+
+
+def order_recorded_page(code: str, order_page: str, *, paid: bool) -> tuple[str, int]:
+    """The answer when an order was confirmed (free) or paid and what follows the commit failed."""
+    if paid:
+        title = _("Payment received")
+        detail = _("Your order %(code)s is paid. Your tickets will follow by email.", code=code)
+    else:
+        title = _("Order confirmed")
+        detail = _("Your order %(code)s is confirmed. Your tickets will follow by email.", code=code)
+    page = render_template(
+        "errors/recorded.html", title=title, detail=detail, link=order_page, link_text=_("See your order")
+    )
+    return page, 200
 
 
 @bp.get("/orders/<code>/<token>")

@@ -10,7 +10,7 @@ from ticketing.extensions import db
 from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
 from ticketing.payments.services import cancel_event, event_refunds
-from ticketing.web import api_time, bearer_token
+from ticketing.web import answer_after_commit, api_time, bearer_token
 
 bp = Blueprint("payments_api", __name__, url_prefix="/api/v1")
 
@@ -21,14 +21,12 @@ def cancel(event_id: str) -> Response:
     now = utcnow()
     cancellation = cancel_event(db.session, organizer, event_id, now, current_app.config["REFUND_CHOICE_DAYS"])
     event_id = str(cancellation.event.id)
+    to_refund = len(cancellation.refund_ids)
+    # Cancelled whatever follows; the mails stay queued for `flask send-mail`.
+    answer_after_commit(lambda: jsonify(id=event_id, status="cancelled", orders_to_refund=to_refund, buyers_mailed=0))
     # Mailed by this request in inline mode; with a mail worker, 0 here and sent by it.
     mailed = send_queued_mail_now(db.session).sent
-    return jsonify(
-        id=event_id,
-        status="cancelled",
-        orders_to_refund=len(cancellation.refund_ids),
-        buyers_mailed=mailed,
-    )
+    return jsonify(id=event_id, status="cancelled", orders_to_refund=to_refund, buyers_mailed=mailed)
 
 
 @bp.get("/events/<event_id>/refunds")

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from ticketing.checkout.orders import find_order
+from ticketing.checkout.routes import order_recorded_page
 from ticketing.checkout.settlement import cancel_order, pay_order
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.extensions import csrf, db, limiter
@@ -24,7 +25,7 @@ from ticketing.payments.services import (
     request_refund,
 )
 from ticketing.payments.stripe import StripeProvider, WebhookRejected
-from ticketing.web import external_url
+from ticketing.web import answer_after_commit, external_url
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ def demo_checkout(code: str, token: str) -> str | Response:
 def demo_decide(code: str, token: str) -> str | Response | tuple[str, int]:
     order = find_order(db.session, code, token)
     action = request.form.get("action")
+    order_page = external_url("checkout.order_page", code=order.code, token=token)
     if action == "pay":
+        paid_code = order.code
+        answer_after_commit(lambda: order_recorded_page(paid_code, order_page, paid=True))
         try:
             order = pay_order(db.session, order.id, utcnow(), provider_ref=f"demo-{order.code}")
         except Conflict as error:  # HoldExpired among them: the tickets went to someone else
@@ -55,7 +59,15 @@ def demo_decide(code: str, token: str) -> str | Response | tuple[str, int]:
         cancel_order(db.session, order.id, utcnow())
     else:
         raise Invalid(_("Choose to pay or to cancel."), errors={"action": _("Choose to pay or to cancel.")})
-    return redirect(external_url("checkout.order_page", code=order.code, token=token))
+    return redirect(order_page)
+
+
+def _recorded_page(title: str, detail: str, order_page: str | None = None) -> tuple[str, int]:
+    """The answer when a choice or a refund was recorded and what follows the commit failed."""
+    page = render_template(
+        "errors/recorded.html", title=title, detail=detail, link=order_page, link_text=_("See your order")
+    )
+    return page, 200
 
 
 # --- Stripe -----------------------------------------------------------------------------
@@ -94,6 +106,8 @@ def stripe_webhook() -> tuple[Response, int]:
         log.info("stripe webhook refused: %s", error)
         return jsonify({"error": "invalid webhook"}), 400
     now = utcnow()
+    # Once the event is recorded and applied, no failure may make Stripe send it again.
+    answer_after_commit(lambda: (jsonify({"received": True, "duplicate": False}), 200))
     outcome = handle_event(db.session, provider.name, event, now)
     send_refunds(outcome.refund_ids, now)
     send_queued_mail_now(db.session)
@@ -121,6 +135,8 @@ def solidarity_choice(token: str) -> str:
 def solidarity_decide(token: str) -> str | tuple[str, int]:
     refund = _refund_from(token)
     now = utcnow()
+    detail = _("Your choice for order %(code)s is recorded.", code=refund.order.code)
+    answer_after_commit(lambda: _recorded_page(_("Choice recorded"), detail))
     try:
         refund = decide_refund(db.session, refund.id, request.form.get("choice", ""), now)
     except Invalid as error:
@@ -143,6 +159,9 @@ def refund_page(code: str, token: str) -> str:
 def refund_order(code: str, token: str) -> Response | tuple[str, int]:
     order = find_order(db.session, code, token)
     now = utcnow()
+    order_page = external_url("checkout.order_page", code=order.code, token=token)
+    detail = _("Your refund for order %(code)s is recorded; the money will be sent back to you.", code=order.code)
+    answer_after_commit(lambda: _recorded_page(_("Refund recorded"), detail, order_page))
     try:
         refund = request_refund(db.session, order.id, now)
     except (Conflict, Forbidden) as error:
@@ -152,4 +171,4 @@ def refund_order(code: str, token: str) -> Response | tuple[str, int]:
         )
         return page, error.status
     send_refunds([refund.id], now)
-    return redirect(external_url("checkout.order_page", code=order.code, token=token), code=303)
+    return redirect(order_page, code=303)
