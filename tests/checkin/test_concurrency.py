@@ -47,7 +47,6 @@ def test_four_doors_scanning_500_tickets_admit_exactly_500(app):
                         gate=f"G{index}",
                         request_id=None,
                         now=utcnow(),
-                        connections=app.extensions["guichet.autocommit"],  # as the API does
                     )
                     results[index].append(answer.result)
                 db.session.remove()

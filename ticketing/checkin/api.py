@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from flask_babel import gettext as _
 
 from ticketing.catalog.services import authenticate_organizer
@@ -113,7 +113,6 @@ def check_in() -> Response:
         gate=scan["gate"],
         request_id=scan["request_id"],
         now=utcnow(),
-        connections=current_app.extensions["guichet.autocommit"],
     )
     return jsonify(answer_json(answer))
 
@@ -121,9 +120,7 @@ def check_in() -> Response:
 @bp.post("/sync")
 def sync() -> Response:
     scans = services.parse_sync(json_body())
-    results = services.sync_offline_scans(
-        db.session, keyring(), bearer_token(), scans, utcnow(), current_app.extensions["guichet.autocommit"]
-    )
+    results = services.sync_offline_scans(db.session, keyring(), bearer_token(), scans, utcnow())
     body = []
     for scan, answer in results:
         item = answer_json(answer)

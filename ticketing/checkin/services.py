@@ -1,13 +1,11 @@
 """Door rules: pairing devices, admitting a ticket once, offline bundles and their sync.
 
-The scan's hot path is at most three SQL statements: one SELECT authenticates the device
-and reads the ticket's state with it (type, order, the admitting scan), one conditional
-UPDATE admits (only when the ticket looked admissible), one INSERT logs the scan. The
-UPDATE's own WHERE decides who wins, so two doors racing on a ticket cannot both admit:
-the loser re-reads the winner's gate and logs its answer (two more statements, on that
-race only). On PostgreSQL the UPDATE and its log row are one statement, and the scan runs
-as prepared statements on a kept autocommit connection (``ticketing.autocommit``): two
-round trips, where a transaction would take five.
+A scan is at most three SQL statements in one transaction, the same on SQLite and
+PostgreSQL: one SELECT authenticates the device and reads the ticket's state with it
+(type, order, the admitting scan), one conditional UPDATE admits (only when the ticket
+looked admissible), one INSERT logs the scan. The UPDATE's own WHERE decides who wins, so
+two doors racing on a ticket cannot both admit: the loser re-reads the winner's gate and
+logs its answer (one more statement, on that race only).
 """
 
 from __future__ import annotations
@@ -15,19 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
-from ticketing.autocommit import AutocommitConnections
 from ticketing.catalog.models import Event, Organizer, TicketType
+from ticketing.checkin.dialects import insert_unless_present
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Order, Ticket
 from ticketing.crypto import KeyRing, hash_token, new_token
@@ -220,9 +215,8 @@ def parse_scan(payload: Any, *, offline: bool = False) -> dict[str, Any]:
     return scan
 
 
-# The hot path's statements are built once, with bind parameters, and run on the
-# session's connection (Core): building and cache-keying them per scan, through the ORM,
-# cost more CPU than PostgreSQL spent answering them.
+# The scan's statements are Core, built once with bind parameters; SQLAlchemy caches
+# their compiled form. They run on the session's connection in one transaction.
 _device_t, _ticket_t, _type_t, _order_t, _scan_t = (
     Device.__table__,
     Ticket.__table__,
@@ -266,126 +260,6 @@ ADMIT = (
     )
     .values(checked_in_at=bindparam("now", type_=_ticket_t.c.checked_in_at.type))
 )
-# ON CONFLICT DO NOTHING: a retried request, or a second admission the partial unique
-# index refuses, is logged once.
-LOG_SCAN = {
-    "postgresql": postgresql.insert(_scan_t).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(_scan_t).on_conflict_do_nothing(),
-}
-_LOGGED_COLUMNS = (
-    "event_id",
-    "ticket_id",
-    "ticket_type_id",
-    "device_id",
-    "gate",
-    "result",
-    "request_id",
-    "offline",
-    "scanned_at",
-    "recorded_at",
-)
-# PostgreSQL: admit and log the admission in one statement (data-modifying CTEs). The log
-# row is written only when the UPDATE claimed the ticket; the outer SELECT says whether it
-# did. The log's parameters are prefixed: an UPDATE takes any parameter named like one of
-# its table's columns as a value to SET.
-_admitted = ADMIT.returning(_ticket_t.c.id).cte("admitted")
-_logged = (
-    postgresql.insert(_scan_t)
-    .from_select(
-        _LOGGED_COLUMNS,
-        select(*(bindparam(f"scan_{name}", type_=_scan_t.c[name].type) for name in _LOGGED_COLUMNS)).select_from(
-            _admitted
-        ),
-    )
-    .on_conflict_do_nothing()
-    .cte("logged")
-)
-ADMIT_AND_LOG = select(select(func.count()).select_from(_admitted).scalar_subquery()).add_cte(_logged)
-LOG_ONE_SCAN = (
-    postgresql.insert(_scan_t)
-    .values({name: bindparam(f"scan_{name}", type_=_scan_t.c[name].type) for name in _LOGGED_COLUMNS})
-    .on_conflict_do_nothing()
-)
-ScanState = namedtuple("ScanState", [column.name for column in STATE_QUERY.selected_columns])  # noqa: PYI024
-
-
-class _PreparedStatement:
-    """A Core statement compiled once to psycopg's SQL, for ``AutocommitConnections``.
-
-    The literals the statement holds ('valid', 'admitted') travel as parameters; times
-    are passed as the naive UTC that ``UTCDateTime`` would bind.
-    """
-
-    def __init__(self, statement: Any) -> None:
-        compiled = statement.compile(dialect=psycopg_dialect())
-        self.sql = str(compiled)
-        self.defaults = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values() if not bind.required}
-
-    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        bound = dict(self.defaults)
-        for name, value in values.items():
-            bound[name] = _naive_utc(value) if isinstance(value, dt.datetime) else value
-        return bound
-
-
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
-
-
-PREPARED_STATE = _PreparedStatement(STATE_QUERY)
-PREPARED_ADMIT_AND_LOG = _PreparedStatement(ADMIT_AND_LOG)
-PREPARED_LOG = _PreparedStatement(LOG_ONE_SCAN)
-
-
-class _SessionScan:
-    """A scan's statements in one transaction of the session (SQLite takes the write lock
-    first, with ``BEGIN IMMEDIATE``)."""
-
-    def __init__(self, session: Session) -> None:
-        begin_write(session)
-        self.connection = session.connection()
-        self.dialect = self.connection.dialect.name
-
-    def state(self, parameters: Mapping[str, Any]) -> Any:
-        return self.connection.execute(STATE_QUERY, parameters).first()
-
-    def admit(self, ticket_id: uuid.UUID, when: dt.datetime, log_row: Mapping[str, Any]) -> tuple[bool, bool]:
-        """(won, logged): the admission is logged by ``log`` afterwards."""
-        return self.connection.execute(ADMIT, {"ticket_id": ticket_id, "now": when}).rowcount == 1, False
-
-    def log(self, log_row: Mapping[str, Any]) -> None:
-        self.connection.execute(LOG_SCAN[self.dialect], log_row)
-
-
-class _AutocommitScan:
-    """A scan's statements as prepared statements on a kept autocommit connection."""
-
-    def __init__(self, connections: AutocommitConnections) -> None:
-        self.connections = connections
-
-    def state(self, parameters: Mapping[str, Any]) -> Any:
-        row = self.connections.fetch_one(PREPARED_STATE.sql, PREPARED_STATE.parameters(parameters), repeatable=True)
-        if row is None:
-            return None
-        state = ScanState(*row)
-        return state._replace(revoked_at=_aware(state.revoked_at), checked_in_at=_aware(state.checked_in_at))
-
-    def admit(self, ticket_id: uuid.UUID, when: dt.datetime, log_row: Mapping[str, Any]) -> tuple[bool, bool]:
-        """(won, logged): the admission and its log row are one statement."""
-        values = {f"scan_{name}": value for name, value in log_row.items()}
-        values.update(ticket_id=ticket_id, now=when)
-        row = self.connections.fetch_one(
-            PREPARED_ADMIT_AND_LOG.sql, PREPARED_ADMIT_AND_LOG.parameters(values), repeatable=False
-        )
-        return row is not None and row[0] == 1, True
-
-    def log(self, log_row: Mapping[str, Any]) -> None:
-        values = {f"scan_{name}": value for name, value in log_row.items()}
-        self.connections.run(PREPARED_LOG.sql, PREPARED_LOG.parameters(values))
 
 
 def check_in(
@@ -399,52 +273,49 @@ def check_in(
     now: dt.datetime,
     offline: bool = False,
     scanned_at: dt.datetime | None = None,
-    connections: AutocommitConnections | None = None,
 ) -> ScanAnswer:
-    """Answer one scan and log it. ``scanned_at`` (offline scans) is when the door
-    decided; the first scan to reach the database still wins. With ``connections``
-    (PostgreSQL) the statements run in autocommit; without, in one session transaction."""
+    """Answer one scan and log it, in one transaction. ``scanned_at`` (offline scans) is
+    when the door decided; the first scan to reach the database still wins."""
     if not device_token:
         raise Unauthorized(_("Send the device token as 'Authorization: Bearer <token>'."))
     when = min(scanned_at, now) if scanned_at else now
     claims = None
     reason = None
-    statements = _AutocommitScan(connections) if connections is not None else _SessionScan(session)
     try:
         claims, message, signature = read_ticket(code)
         check_ticket(claims, message, signature, verification_key(session, keyring, claims.key_id), now)
     except InvalidPayload as error:
         claims, reason = None, error.reason
-    state = statements.state(
-        {"token_hash": hash_token(device_token), "ticket_id": claims.ticket_id if claims else None}
-    )
+    begin_write(session)
+    state = session.execute(
+        STATE_QUERY, {"token_hash": hash_token(device_token), "ticket_id": claims.ticket_id if claims else None}
+    ).first()
     if state is None or state.revoked_at is not None:
         session.rollback()
         raise Unauthorized(_("This device token is not valid (revoked or never paired)."), code="invalid_token")
     answer = _decide(state, claims, reason, request_id)
-    log_row = {
-        "event_id": claims.event_id if claims else None,
-        "ticket_id": claims.ticket_id if claims else None,
-        "ticket_type_id": state.ticket_type_id,
-        "device_id": state.id,
-        "gate": gate,
-        "result": answer.result,
-        "request_id": request_id,
-        "offline": offline,
-        "scanned_at": when,
-        "recorded_at": now,
-    }
-    logged = answer.result == "admitted" and state.admitted_by is not None  # a retry, logged the first time
+    # A retry of the request that admitted was logged the first time.
+    logged = answer.result == "admitted" and state.admitted_by is not None
     if answer.result == "admitted" and state.checked_in_at is None:
-        won, logged = statements.admit(state.ticket_id, when, log_row)
+        won = session.execute(ADMIT, {"ticket_id": state.ticket_id, "now": when}).rowcount == 1
         if won:
             answer = ScanAnswer("admitted", state.ticket_id, state.ticket_type_id, state.type_name, when, gate)
         else:
             answer = _winner(session, state)
-            logged = False
-            log_row["result"] = answer.result
     if not logged:
-        statements.log(log_row)
+        log_row = dict(
+            event_id=claims.event_id if claims else None,
+            ticket_id=claims.ticket_id if claims else None,
+            ticket_type_id=state.ticket_type_id,
+            device_id=state.id,
+            gate=gate,
+            result=answer.result,
+            request_id=request_id,
+            offline=offline,
+            scanned_at=when,
+            recorded_at=now,
+        )
+        session.execute(insert_unless_present(session, Scan.__table__), log_row)
     session.commit()
     return answer
 
@@ -506,7 +377,6 @@ def sync_offline_scans(
     device_token: str | None,
     scans: Sequence[Mapping[str, Any]],
     now: dt.datetime,
-    connections: AutocommitConnections | None = None,
 ) -> list[tuple[Mapping[str, Any], ScanAnswer]]:
     """Upload scans decided offline, oldest first. Each is checked in like an online scan,
     so a ticket two offline doors both let in is admitted once (whichever reached the
@@ -527,7 +397,6 @@ def sync_offline_scans(
                 now=now,
                 offline=True,
                 scanned_at=scan["scanned_at"],
-                connections=connections,
             ),
         )
         for scan in ordered
