@@ -236,3 +236,30 @@ def test_stats_refuse_another_organiser(app, client):
     )
 
     assert response.status_code == 404
+
+
+def test_a_scan_on_a_killed_database_connection_answers_503_and_records_nothing(pg_app):
+    client = pg_app.test_client()
+    door = setup_door(pg_app)
+    scan(client, door["token"], door["codes"][1])  # the pool now holds a connection
+    admin = sa.create_engine(pg_app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with admin.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        admin.dispose()
+
+    refused = scan(client, door["token"], door["codes"][0])
+    with pg_app.app_context():
+        checked_in = db.session.execute(sa.select(Ticket.checked_in_at).where(Ticket.id == door["ticket_ids"][0]))
+        recorded = checked_in.scalar_one()
+    retried = scan(client, door["token"], door["codes"][0])
+
+    assert (refused.status_code, refused.get_json()["code"]) == (503, "database_unavailable")
+    assert recorded is None
+    assert retried.get_json()["result"] == "admitted"
