@@ -8,8 +8,7 @@ What it does, in one run:
    it, and seeds an event with 5,000 paid tickets (two ticket types) and 8 paired door
    devices.
 2. Counts the SQL statements of one scan (admitted, already used, forged), in process:
-   SQLAlchemy's ``before_cursor_execute`` event, plus what goes to the kept autocommit
-   connections on PostgreSQL (BEGIN/COMMIT are not statements; autocommit sends none).
+   SQLAlchemy's ``before_cursor_execute`` event (BEGIN and COMMIT are not counted).
 3. Measures offline verification in Python (``tickets.payload.verify_ticket``, what a
    Python scanner does with the bundle): verifications per second on one core.
 4. Serves Guichet (``wsgi:app``) under gunicorn (``ticketing.serving.SyncWorker``,
@@ -221,17 +220,6 @@ def count_statements(app: Any, seed: Seed) -> list[tuple[str, str, list[str]]]:
         @sa.event.listens_for(db.engine, "before_cursor_execute")
         def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             statements.append(statement)
-
-    # On PostgreSQL a scan runs prepared statements on kept autocommit connections, which
-    # bypass the engine's events: count what is sent there too.
-    kept = app.extensions["guichet.autocommit"]
-    for name in ("fetch_one", "run") if kept is not None else ():
-
-        def counted(sql: str, *args: Any, _send: Any = getattr(kept, name), **kwargs: Any) -> Any:
-            statements.append(sql)
-            return _send(sql, *args, **kwargs)
-
-        setattr(kept, name, counted)
 
     client = app.test_client()
     headers = {"Authorization": f"Bearer {seed.tokens[0]}"}
@@ -518,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"  client         asyncio in this process, {DOORS} doors (one connection each, reopened when closed)")
     print()
-    print("SQL statements per scan (in process; engine events + autocommit connections)")
+    print("SQL statements per scan (in process; engine events)")
     for label, result, statements in costs:
         print(f"  {label:<18} -> {result:<14} {len(statements)} statements")
         if args.verbose:

@@ -170,11 +170,10 @@ def in_process(app: Any, credentials: list[str], tokens: list[str], seconds: flo
     }
     with app.app_context():
         now = utcnow()
-        lookup = app.extensions["guichet.stream_gate_lookup"]
         figures["gate decision incl. PostgreSQL lookup"] = per_second(
-            lambda c: check_viewer_credential(lookup, keys, c, STREAM, now), credentials, seconds
+            lambda c: check_viewer_credential(db.session, keys, c, STREAM, now), credentials, seconds
         )
-        assert check_viewer_credential(lookup, keys, credentials[0], STREAM, now) is None
+        assert check_viewer_credential(db.session, keys, credentials[0], STREAM, now) is None
         db.session.remove()
         db.engine.dispose()
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))

@@ -9,7 +9,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from flask import Flask, Response, current_app, has_request_context, make_response, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -19,7 +18,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from config import BaseConfig, ConfigError, config_from_name
-from ticketing.autocommit import autocommit_connections
 from ticketing.crypto import KeyRing, generate_key_file, load_keyring
 from ticketing.crypto.keys import KeyConfigError
 from ticketing.errors import GuichetError
@@ -125,10 +123,6 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-    # The gate's lookup and door scans on PostgreSQL: see ticketing/autocommit.py.
-    app.extensions["guichet.autocommit"] = autocommit_connections(
-        app.config["SQLALCHEMY_DATABASE_URI"], testing=bool(app.config.get("TESTING"))
-    )
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     babel.init_app(app, locale_selector=_select_locale)
     csrf.init_app(app)
@@ -236,8 +230,6 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
-    @app.errorhandler(psycopg.OperationalError)  # the kept autocommit connections' own errors
-    @app.errorhandler(psycopg.InterfaceError)
     def database_unavailable(error: Exception) -> Any:
         """The database is down or restarted: say so and invite a retry; nothing was written."""
         db.session.rollback()

@@ -31,7 +31,6 @@ from ticketing.crypto.stream import (
 )
 from ticketing.models import begin_write
 from ticketing.stream.errors import PlayingElsewhere, ScreenLimit, SessionExpired, StreamRefused
-from ticketing.stream.lookup import GateLookup
 from ticketing.stream.models import ViewerSession
 
 
@@ -270,7 +269,7 @@ def credential_from_uri(uri: str) -> GateRequest:
 
 
 def check_viewer_credential(
-    lookup: GateLookup,
+    session: Session,
     keys: StreamKeys,
     credential: str | None,
     stream_name: str | None,
@@ -279,8 +278,8 @@ def check_viewer_credential(
     """None when the viewer may play; otherwise the refusal reason.
 
     The HMAC and the expiry are checked in memory; only then one query by primary key reads
-    the session, its ticket and its event (revocation is immediate: a refund, a newer screen
-    or a cancelled event refuses the very next request); see ``stream.lookup``.
+    the session, its ticket and its event, so a refund, a newer screen or a cancelled event
+    refuses the next question the streaming server asks.
     """
     if not credential:
         return "invalid"
@@ -290,7 +289,19 @@ def check_viewer_credential(
         return "invalid"
     if expires_at <= now.timestamp():
         return "expired"
-    row = lookup.row(viewer_id)
+    row = session.execute(
+        select(
+            ViewerSession.ended_at,
+            ViewerSession.expires_at,
+            Ticket.status,
+            Event.status.label("event_status"),
+            Event.stream_name,
+        )
+        .join(Ticket, Ticket.id == ViewerSession.ticket_id)
+        .join(Event, Event.id == Ticket.event_id)
+        .where(ViewerSession.id == viewer_id)
+    ).first()
+    session.rollback()
     if row is None or (stream_name is not None and row.stream_name != stream_name):
         return "invalid"
     if row.ended_at is not None or row.status != "valid" or row.event_status == "cancelled":
