@@ -11,7 +11,7 @@ What it does, in one run:
    SQLAlchemy's ``before_cursor_execute`` event (BEGIN and COMMIT are not counted).
 3. Measures offline verification in Python (``tickets.payload.verify_ticket``, what a
    Python scanner does with the bundle): verifications per second on one core.
-4. Serves Guichet (``wsgi:app``) under gunicorn (``ticketing.serving.SyncWorker``,
+4. Serves Guichet (``wsgi:app``) under gunicorn (sync workers,
    2 x cores + 1, as README deploys them behind nginx) and sends 6,000 scans from 8
    concurrent doors on 127.0.0.1: each ticket once, plus 1,000 duplicates scanned by
    another door.

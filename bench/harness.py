@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 HOST = "127.0.0.1"  # benchmarks send traffic to loopback only
-DEPLOYED_WORKER = "ticketing.serving.SyncWorker"  # the gunicorn worker README's "Deployment" runs
+DEPLOYED_WORKER = "sync"  # the gunicorn worker class README's "Deployment" runs
 
 
 def cpu_model() -> str:

@@ -9,7 +9,7 @@ Run: ``.venv/bin/python bench/stream_gate.py`` (about a minute; ``--help`` lists
    viewer-credential verifications (HMAC), with no database, then whole gate decisions
    (credential + the one PostgreSQL lookup) through the service function.
 3. Serves ``bench/stream_gate_app.py`` (Guichet plus a bare 204 route) under gunicorn
-   (``ticketing.serving.SyncWorker``, 2 x cores + 1, as README's deployment section runs
+   (sync workers, 2 x cores + 1, as README's deployment section runs
    the gate behind nginx) and drives it with ``wrk`` (Debian's package; C, so the load
    client costs little of the 2 cores it shares with the server) from 64 connections for
    20 s on each route: ``/stream/auth`` rotating over the 64 credentials in
@@ -277,7 +277,7 @@ def main() -> int:
     # Sync workers, as behind nginx: a gthread worker keeps every keep-alive connection it
     # accepted, and when 64 arrive at once one worker can take most of them and run them on
     # one core (the GIL); measured here, that doubles the p99 from one run to the next.
-    # README's sync worker (ticketing.serving) closes at once what it can; -k sync compares.
+    # README deploys sync workers.
     parser.add_argument(
         "--worker-class", default=DEPLOYED_WORKER, help=f"gunicorn worker class (default {DEPLOYED_WORKER})"
     )
