@@ -137,7 +137,7 @@ def seed(app: Any) -> Seed:
 
     from ticketing.catalog.models import Event, TicketType
     from ticketing.catalog.services import create_organizer
-    from ticketing.checkin.services import create_device, pair_device
+    from ticketing.checkin.devices import create_device, pair_device
     from ticketing.checkout.models import Order, Ticket
     from ticketing.crypto import hash_token
     from ticketing.extensions import db, keyring
