@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from tests.checkin.factories import codes, make_device, make_tickets
 from tests.conftest import make_event, make_organizer
 from ticketing.catalog.models import TicketType
-from ticketing.checkin.models import Scan
+from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Ticket
 from ticketing.extensions import db, keyring
 from ticketing.tickets.payload import encode_ticket
@@ -99,6 +99,31 @@ def test_ticket_for_another_event_is_wrong_event(app, client):
         other_code = codes(make_tickets(other, 1))[0]
 
     assert scan(client, door["token"], other_code).get_json()["result"] == "wrong_event"
+
+
+def test_another_organisers_device_scanning_a_ticket_logs_it_under_that_device_only(app, client):
+    door = setup_door(app)  # organiser A: the event, the ticket
+    with app.app_context():
+        organizer_b, _token_b = make_organizer("Salle B")
+        event_b = make_event(organizer=organizer_b)
+        device_b = make_device(organizer_b, [event_b], "B's door")
+        event_b_id = str(event_b.id)
+
+    answer = scan(client, device_b, door["codes"][0], request_id="b-1").get_json()
+
+    a_stats = client.get(
+        f"/api/v1/checkin/events/{door['event_id']}/stats",
+        headers={"Authorization": f"Bearer {door['organizer_token']}"},
+    ).get_json()
+    b_stats = client.get(
+        f"/api/v1/checkin/events/{event_b_id}/stats", headers={"Authorization": f"Bearer {device_b}"}
+    ).get_json()
+    with app.app_context():
+        logged = db.session.execute(sa.select(Scan.device_id, Scan.event_id, Scan.ticket_id, Scan.ticket_type_id)).all()
+        b_device = db.session.execute(sa.select(Device.id).where(Device.name == "B's door")).scalar_one()
+    assert answer["result"] == "wrong_event"
+    assert a_stats["scans"] == {} and b_stats["scans"] == {}
+    assert logged == [(b_device, None, None, None)]  # B's device's history, naming nothing of A's
 
 
 def test_forged_code_is_invalid(app, client):

@@ -153,10 +153,13 @@ def check_in(
         else:
             answer = _winner(session, state)
     if not logged:
+        # A ticket of an event this device does not serve (perhaps another organiser's) is
+        # logged under the device alone: that event's statistics never count it.
+        ours = claims is not None and answer.result != "wrong_event"
         log_row = dict(
-            event_id=claims.event_id if claims else None,
-            ticket_id=claims.ticket_id if claims else None,
-            ticket_type_id=state.ticket_type_id,
+            event_id=claims.event_id if ours else None,
+            ticket_id=claims.ticket_id if ours else None,
+            ticket_type_id=answer.ticket_type_id,
             device_id=state.id,
             gate=gate,
             result=answer.result,
