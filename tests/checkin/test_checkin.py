@@ -288,3 +288,25 @@ def test_a_scan_on_a_killed_database_connection_answers_503_and_records_nothing(
     assert (refused.status_code, refused.get_json()["code"]) == (503, "database_unavailable")
     assert recorded is None
     assert retried.get_json()["result"] == "admitted"
+
+
+NESTED_JSON = "[" * 20_000 + "]" * 20_000  # far deeper than the JSON decoder recurses, under 64 KiB
+
+
+def test_deeply_nested_json_to_every_checkin_endpoint_is_a_400(app, client, caplog):
+    door = setup_door(app)
+    as_device = {"Authorization": f"Bearer {door['token']}"}
+    as_organizer = {"Authorization": f"Bearer {door['organizer_token']}"}
+
+    statuses = {
+        path: client.post(path, data=NESTED_JSON, content_type="application/json", headers=headers).status_code
+        for path, headers in (
+            ("/api/v1/checkin", as_device),
+            ("/api/v1/checkin/sync", as_device),
+            ("/api/v1/checkin/devices", as_organizer),
+            ("/api/v1/checkin/devices/pair", {}),
+        )
+    }
+
+    assert set(statuses.values()) == {400}, statuses
+    assert "unexpected" not in caplog.text

@@ -236,3 +236,13 @@ def test_the_gate_answers_503_when_the_database_is_unreachable(tmp_path):
 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
+
+
+NESTED_JSON = "[" * 20_000 + "]" * 20_000  # far deeper than the JSON decoder recurses, under 64 KiB
+
+
+def test_deeply_nested_json_to_mediamtx_auth_is_a_400_not_a_logged_500(app, client, caplog):
+    response = client.post("/stream/mediamtx/auth", data=NESTED_JSON, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "unexpected" not in caplog.text and "Traceback" not in caplog.text

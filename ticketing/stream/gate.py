@@ -15,9 +15,11 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, current_app, request
 
+from ticketing.errors import BadRequest
 from ticketing.extensions import db
 from ticketing.models import utcnow
 from ticketing.stream import services
+from ticketing.web import json_body
 
 bp = Blueprint("stream_gate", __name__, url_prefix="/stream")
 
@@ -55,7 +57,10 @@ def rtmp_on_play() -> Response:
 @bp.post("/mediamtx/auth")
 def mediamtx_auth() -> Response:
     """MediaMTX external HTTP authentication: 200 allows, 401 refuses."""
-    body: Any = request.get_json(silent=True)
+    try:
+        body: Any = json_body()
+    except BadRequest:  # not JSON, malformed, or nested deeper than the decoder goes
+        return _answer(400, "invalid")
     if not isinstance(body, dict):
         return _answer(400, "invalid")
     action, path = body.get("action"), body.get("path")
