@@ -186,6 +186,65 @@ def test_bad_stream_settings_get_field_errors(app, client):
     assert set(bad.get_json()["errors"]) == {"stream_url", "stream_name", "stream_max_screens", "stream_screen_policy"}
 
 
+@pytest.mark.parametrize(
+    "stream_url",
+    [
+        "https://v.example;script-src/hls/{credential}/gala/index.m3u8",  # a directive through the host
+        "https://v.example%3Bscript-src/hls/{credential}/gala/index.m3u8",
+        "https://user:secret@v.example/hls/{credential}/gala/index.m3u8",
+        "https://v.example:0/hls/{credential}/gala/index.m3u8",
+        "https://v.example:70000/hls/{credential}/gala/index.m3u8",
+        "https://v.example:/hls/{credential}/gala/index.m3u8",
+        "https://-v.example/hls/{credential}/gala/index.m3u8",
+        "https://v.example/hls/x{credential}/gala/index.m3u8",  # not a whole segment
+        "https://v.example/hls/{credential}/{credential}/index.m3u8",
+        "https://v.example/hls/gala/index.m3u8",  # no placeholder
+        "https://v.example/hls/{credential}/gala/index.m3u8#x",
+        "https://v.example/hls/{credential}/ga la/index.m3u8",
+        "https://v.example/hls/{credential}/gala'/index.m3u8\"",
+        "javascript://v.example/{credential}/x",
+    ],
+)
+def test_a_stream_url_that_is_not_strictly_a_url_is_refused_with_a_422(app, client, stream_url):
+    event_id, headers = organiser_event(app, client)
+
+    refused = client.patch(f"/api/v1/events/{event_id}", json={"stream_url": stream_url}, headers=headers)
+
+    assert refused.status_code == 422
+    assert set(refused.get_json()["errors"]) == {"stream_url"}
+
+
+@pytest.mark.parametrize(
+    "stream_url",
+    [
+        "https://video.example.org:8443/hls/{credential}/gala/index.m3u8",
+        "http://127.0.0.1:8080/hls/{credential}/gala.m3u8",
+        "https://[2001:db8::1]:8888/gala/index.m3u8?cred={credential}",
+        "https://xn--bcher-kva.example/live/gala/index.m3u8?a=1&cred={credential}",
+    ],
+)
+def test_stream_urls_of_every_documented_shape_are_accepted(app, client, stream_url):
+    event_id, headers = organiser_event(app, client)
+
+    accepted = client.patch(f"/api/v1/events/{event_id}", json={"stream_url": stream_url}, headers=headers)
+
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    assert accepted.get_json()["stream_url"] == stream_url
+
+
+def test_a_stream_url_stored_before_the_checks_adds_nothing_to_the_watch_page_policy(app, client):
+    ticket = stream_ticket(app, client)
+    set_event(app, ticket.event_id, stream_url="https://v.example;script-src 'unsafe-inline'/{credential}/x/i.m3u8")
+
+    watch = client.get(f"/watch/{ticket.token}")
+
+    csp = watch.headers["Content-Security-Policy"]
+    assert watch.status_code == 200
+    assert "v.example" not in csp and "unsafe-inline" not in csp
+    assert [d.split()[0] for d in csp.split("; ")].count("script-src") == 1
+    assert "connect-src 'self';" in csp and "media-src 'self' blob:;" in csp
+
+
 def test_stream_name_belongs_to_one_event(app, client):
     first, headers = organiser_event(app, client)
     second = client.post(

@@ -24,6 +24,7 @@ from ticketing.catalog.models import (
     Organizer,
     TicketType,
 )
+from ticketing.catalog.stream_url import stream_url_problem
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser, timezone_or_none
@@ -34,7 +35,6 @@ MAX_PRICE_CENTS = 10_000_000
 MAX_PER_ORDER = 50
 DEFAULT_MAX_RETENTION_DAYS = 365
 STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-STREAM_URL = re.compile(r"https?://[^\s\"'<>]+")
 
 
 @dataclass(frozen=True)
@@ -211,11 +211,9 @@ def _stream_readers(fields: FieldParser, zone: Any) -> dict[str, Any]:
 
     def stream_url() -> str:
         value = fields.text("stream_url", max_length=500, default="") or ""
-        if value and (not STREAM_URL.fullmatch(value) or value.count("{credential}") != 1):
-            fields.fail(
-                "stream_url",
-                _("Must be an http(s) address of the HLS playlist with {credential} in its path once."),
-            )
+        problem = stream_url_problem(value) if value else None
+        if problem:
+            fields.fail("stream_url", problem)
         return value
 
     def stream_name() -> str | None:
