@@ -95,7 +95,7 @@ rtmp {{
             live on;
             allow publish 127.0.0.1;
             deny publish all;
-            on_play http://127.0.0.1:{app_port}/stream/rtmp/on-play;
+            on_play http://127.0.0.1:{app_port}/stream/{organizer_id}/rtmp/on-play;
             hls on;
             hls_path {root}/hls;
             hls_nested on;
@@ -126,7 +126,7 @@ http {{
         }}
         location = /_guichet_auth {{
             internal;
-            proxy_pass http://127.0.0.1:{app_port}/stream/auth;
+            proxy_pass http://127.0.0.1:{app_port}/stream/{organizer_id}/auth;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
@@ -135,7 +135,7 @@ http {{
         # Signed-URL mode: nginx checks the MD5 itself, Guichet is not asked.
         location ~ ^/signed/(?<sl_hash>[\\w-]+)\\.(?<sl_expires>\\d+)/(?<sl_stream>[\\w-]+)/(?<sl_file>[^/]+)$ {{
             secure_link $sl_hash,$sl_expires;
-            secure_link_md5 "$sl_expires$sl_stream {secure_link_secret}";
+            secure_link_md5 "$sl_expires$sl_stream {organizer_id} {secure_link_secret}";
             if ($secure_link = "") {{ return 403; }}
             if ($secure_link = "0") {{ return 410; }}
             add_header Access-Control-Allow-Origin * always;
@@ -154,6 +154,7 @@ class StreamingStack:
     rtmp_url: str
     event_id: Any
     ticket_type_id: Any
+    organizer_id: Any
     root: Path
 
 
@@ -190,7 +191,7 @@ def stack(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         event.stream_name = STREAM
         event.stream_url = f"http://127.0.0.1:{http_port}/hls/{{credential}}/{STREAM}/index.m3u8"
         db.session.commit()
-        event_id, ticket_type_id = event.id, event.ticket_types[0].id
+        event_id, ticket_type_id, organizer_id = event.id, event.ticket_types[0].id, event.organizer_id
     server = make_server("127.0.0.1", 0, app, threaded=True)
     serving = threading.Thread(target=server.serve_forever, name="guichet-stream-server", daemon=True)
     serving.start()
@@ -203,6 +204,7 @@ def stack(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             http_port=http_port,
             app_port=server.server_port,
             secure_link_secret=SECURE_LINK_SECRET,
+            organizer_id=organizer_id,
         )
     )
     nginx = subprocess.Popen(
@@ -236,6 +238,7 @@ def stack(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM}",
             event_id=event_id,
             ticket_type_id=ticket_type_id,
+            organizer_id=organizer_id,
             root=root,
         )
     finally:
@@ -369,11 +372,13 @@ def test_signed_url_mode_is_checked_by_nginx_alone(stack: StreamingStack) -> Non
         digest, expires = playlist.split("/signed/", 1)[1].split("/", 1)[0].split(".")
         past = int(time.time()) - 5
         expired = playlist.replace(
-            f"{digest}.{expires}", f"{nginx_secure_link(SECURE_LINK_SECRET, STREAM, past)}.{past}"
+            f"{digest}.{expires}", f"{nginx_secure_link(SECURE_LINK_SECRET, stack.organizer_id, STREAM, past)}.{past}"
         )
         forged = playlist.replace(f"{digest}.", f"{digest[:-2]}xx.")
         signed_path = playlist.split("://", 1)[1].split("/", 1)[1]
-        gate = stack.app.test_client().get("/stream/auth", headers={"X-Original-URI": "/" + signed_path})
+        gate = stack.app.test_client().get(
+            f"/stream/{stack.organizer_id}/auth", headers={"X-Original-URI": "/" + signed_path}
+        )
 
         result = ffprobe(playlist)
 

@@ -259,6 +259,46 @@ def test_stream_name_belongs_to_one_event(app, client):
     assert taken.status_code == 409 and taken.get_json()["code"] == "stream_name_taken"
 
 
+def test_stream_names_are_each_organisers_own(app, client):
+    first, headers_a = organiser_event(app, client)
+    other_organisers, headers_b = organiser_event(app, client)
+    assert client.patch(f"/api/v1/events/{first}", json={"stream_name": "gala"}, headers=headers_a).status_code == 200
+
+    same_name = client.patch(f"/api/v1/events/{other_organisers}", json={"stream_name": "gala"}, headers=headers_b)
+    created = client.post(
+        "/api/v1/events",
+        json={
+            "title": "B again",
+            "starts_at": "2030-02-01T20:00:00Z",
+            "ends_at": "2030-02-01T22:00:00Z",
+            "stream_name": "gala",
+        },
+        headers=headers_b,
+    )
+
+    assert same_name.status_code == 200 and same_name.get_json()["stream_name"] == "gala"
+    assert created.status_code == 409 and created.get_json()["code"] == "stream_name_taken"  # B's own, now
+
+
+def test_the_database_keeps_stream_names_unique_per_organiser(app):
+    from sqlalchemy.exc import IntegrityError
+
+    from ticketing.catalog.models import Event
+
+    first, second = published_event(app), published_event(app)  # two organisers
+    with app.app_context():
+        one, two = db.session.get(Event, first.id), db.session.get(Event, second.id)
+        one.stream_name = two.stream_name = "gala"
+        db.session.commit()  # two organisers, one name: allowed
+        third = Event(**{c: getattr(one, c) for c in ("organizer_id", "title", "starts_at", "ends_at")})
+        third.stream_name = "gala"
+        db.session.add(third)
+
+        with pytest.raises(IntegrityError):
+            db.session.commit()  # the same organiser twice: refused even past the service's check
+        db.session.rollback()
+
+
 def test_publisher_key_needs_a_stream_name_and_the_owner(app, client):
     event_id, headers = organiser_event(app, client)
     with app.app_context():

@@ -109,8 +109,11 @@ def test_forged_viewer_credential_is_refused():
 
 def test_secure_link_hash_is_what_nginx_computes():
     secret, stream, expires = "shared-with-nginx", "concert", 1_900_000_000
+    organizer = uuid.UUID("6f1c1b7e-0000-4000-8000-000000000001")
 
-    digest = hashlib.md5(b"1900000000concert shared-with-nginx").digest()  # noqa: S324 - what nginx uses
+    signed = b"1900000000concert 6f1c1b7e-0000-4000-8000-000000000001 shared-with-nginx"
+    digest = hashlib.md5(signed).digest()  # noqa: S324 - what nginx uses
     expected = base64.urlsafe_b64encode(digest).rstrip(b"=")
 
-    assert nginx_secure_link(secret, stream, expires) == expected.decode()
+    assert nginx_secure_link(secret, organizer, stream, expires) == expected.decode()
+    assert nginx_secure_link(secret, uuid.uuid4(), stream, expires) != expected.decode()  # another organiser's

@@ -234,11 +234,16 @@ def _stream_readers(fields: FieldParser, zone: Any) -> dict[str, Any]:
     }
 
 
-def _check_stream_name_free(session: Session, values: Mapping[str, Any], event: Event | None) -> None:
+def _check_stream_name_free(
+    session: Session, values: Mapping[str, Any], organizer_id: uuid.UUID, event: Event | None
+) -> None:
+    """Names are the organiser's own: another organiser's events are neither checked nor told about."""
     name = values.get("stream_name")
     if not name:
         return
-    taken = session.execute(select(Event.id).where(Event.stream_name == name)).scalar()
+    taken = session.execute(
+        select(Event.id).where(Event.organizer_id == organizer_id, Event.stream_name == name)
+    ).scalar()
     if taken is not None and (event is None or taken != event.id):
         raise Conflict(_("Another event already uses this stream name."), code="stream_name_taken")
 
@@ -260,7 +265,7 @@ def create_event(
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
     values = _parse_event(payload, None, max_retention_days)
-    _check_stream_name_free(session, values, None)
+    _check_stream_name_free(session, values, organizer.id, None)
     event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
     session.add(event)
     _commit_event(session)
@@ -282,7 +287,7 @@ def update_event(
     currency_changes = "currency" in values and values["currency"] != event.currency
     if currency_changes and any(t.reserved or t.sold for t in event.ticket_types):
         raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
-    _check_stream_name_free(session, values, event)
+    _check_stream_name_free(session, values, event.organizer_id, event)
     for name, value in values.items():
         setattr(event, name, value)
     event.updated_at = now

@@ -116,10 +116,13 @@ def read_viewer_credential(keys: StreamKeys, credential: str) -> tuple[uuid.UUID
     raise StreamTokenInvalid("viewer credential signature does not match")
 
 
-def nginx_secure_link(secret: str, stream_name: str, expires_at: int) -> str:
-    """The hash nginx computes for ``secure_link_md5 "$sl_expires$sl_stream <secret>"``.
+def nginx_secure_link(secret: str, organizer_id: uuid.UUID, stream_name: str, expires_at: int) -> str:
+    """The hash nginx computes for ``secure_link_md5 "$sl_expires$sl_stream <organizer id> <secret>"``.
 
-    nginx compares base64url(MD5(...)) without padding; see README, "Signed-URL mode".
+    The organiser's id is written into that organiser's nginx configuration: stream names
+    are unique per organiser only, so a link for one organiser's stream must not open
+    another's of the same name. nginx compares base64url(MD5(...)) without padding; see
+    README, "Signed-URL mode".
     """
-    digest = hashlib.md5(f"{expires_at}{stream_name} {secret}".encode(), usedforsecurity=False).digest()
-    return _b64(digest)
+    signed = f"{expires_at}{stream_name} {organizer_id} {secret}"
+    return _b64(hashlib.md5(signed.encode(), usedforsecurity=False).digest())

@@ -10,6 +10,7 @@ segment; the answers say ``no-store`` so that nothing else keeps them.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,30 +33,34 @@ def _answer(status: int, reason: str | None = None) -> Response:
     return response
 
 
-def _decide(credential: str | None, stream_name: str | None) -> str | None:
+def _decide(organizer_id: uuid.UUID, credential: str | None, stream_name: str | None) -> str | None:
     keys = current_app.extensions["guichet.stream_keys"]
-    return services.check_viewer_credential(db.session, keys, credential, stream_name, utcnow())
+    return services.check_viewer_credential(db.session, keys, organizer_id, credential, stream_name, utcnow())
 
 
-@bp.get("/auth")
-def nginx_auth_request() -> Response:
+# The organiser's id in each path says whose streaming server asks: stream names are
+# unique per organiser only.
+
+
+@bp.get("/<uuid:organizer_id>/auth")
+def nginx_auth_request(organizer_id: uuid.UUID) -> Response:
     """nginx ``auth_request``: the original URI arrives in ``X-Original-URI``; 204 or 401/403."""
     asked = services.credential_from_uri(request.headers.get("X-Original-URI", ""))
     if asked.credential is None:
         return _answer(401, "invalid")
-    refusal = _decide(asked.credential, asked.stream_name)
+    refusal = _decide(organizer_id, asked.credential, asked.stream_name)
     return _answer(403, refusal) if refusal else _answer(204)
 
 
-@bp.post("/rtmp/on-play")
-def rtmp_on_play() -> Response:
+@bp.post("/<uuid:organizer_id>/rtmp/on-play")
+def rtmp_on_play(organizer_id: uuid.UUID) -> Response:
     """nginx-rtmp ``on_play``: the stream ``name`` and the play URL's query as form fields."""
-    refusal = _decide(request.form.get("cred"), request.form.get("name"))
+    refusal = _decide(organizer_id, request.form.get("cred"), request.form.get("name"))
     return _answer(403, refusal) if refusal else _answer(204)
 
 
-@bp.post("/mediamtx/auth")
-def mediamtx_auth() -> Response:
+@bp.post("/<uuid:organizer_id>/mediamtx/auth")
+def mediamtx_auth(organizer_id: uuid.UUID) -> Response:
     """MediaMTX external HTTP authentication: 200 allows, 401 refuses."""
     try:
         body: Any = json_body()
@@ -71,9 +76,9 @@ def mediamtx_auth() -> Response:
         key = body.get("password") if isinstance(body.get("password"), str) and body.get("password") else None
         if key is None:
             key = (parse_qs(query).get("key") or [None])[0]
-        allowed = services.check_publisher(db.session, path, key)
+        allowed = services.check_publisher(db.session, organizer_id, path, key)
         return _answer(200) if allowed else _answer(401, "invalid")
     if action not in ("read", "playback"):
         return _answer(401, "invalid")
-    refusal = _decide(services.credential_from_mediamtx(body), path)
+    refusal = _decide(organizer_id, services.credential_from_mediamtx(body), path)
     return _answer(401, refusal) if refusal else _answer(200)
