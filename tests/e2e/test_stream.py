@@ -47,7 +47,8 @@ SECURE_LINK_SECRET = "e2e-secure-link-secret-0123456789abcdef"
 READY_TIMEOUT = 40.0
 # How long nginx keeps an "allowed" decision here (README documents 5 s): the revocation delay.
 ALLOWED_SECONDS = 2
-# Time for nginx and the app to answer once the decision aged out, on a busy machine.
+# Once a decision aged out, one request is still served on it while nginx asks again in the
+# background (README): time for that request and for nginx and the app, on a busy machine.
 ANSWER_SLACK_SECONDS = 1.0
 
 
@@ -141,6 +142,8 @@ http {{
             proxy_cache_valid 204 {allowed_seconds}s;
             proxy_cache_valid 401 403 1m;
             proxy_cache_lock on;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
             proxy_ignore_headers Cache-Control;
         }}
 
