@@ -6,6 +6,7 @@ Kept apart so that the figures of different benchmarks are computed the same way
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import http.client
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,40 @@ def stat_fields(pid: int) -> list[str] | None:
         return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU time the processes have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        fields = stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])
+    return total - values[3] - values[4], total
+
+
+def postgres_backends(server_url: str, database: str) -> list[int]:
+    """Pids of the server processes connected to ``database`` (a benchmark's workers)."""
+    engine = sa.create_engine(f"{server_url}/postgres")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+                {"db": database},
+            )
+            return [row.pid for row in rows]
+    finally:
+        engine.dispose()
+
+
 def children_of(parent: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -135,7 +170,7 @@ def is_alive(pid: int, marker: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: if the benchmark is killed outright, gunicorn gets SIGTERM."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -176,7 +211,7 @@ class GunicornServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop it ourselves
-            preexec_fn=_die_with_parent,  # safe: the benchmark runs no threads
+            preexec_fn=die_with_parent,  # safe: the benchmark runs no threads
         )
         log.close()
 
@@ -221,3 +256,95 @@ class GunicornServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         self.process = None
+
+
+# --------------------------------------------------------------------------- load client
+
+
+@dataclass
+class Answer:
+    """One request as a client saw it; status 0 means no HTTP answer (connection error, timeout)."""
+
+    client: int
+    status: int
+    started: float
+    finished: float
+    body: bytes = b""
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass
+class Load:
+    answers: list[Answer]
+    wall: float
+    client_cpu: float
+
+
+def http_request(method: str, path: str, port: int, body: bytes = b"", headers: Sequence[str] = ()) -> bytes:
+    """A whole HTTP/1.1 request, ready to send (a JSON body when ``body`` is given)."""
+    head = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Accept: application/json", *headers]
+    if body:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip().lower()
+    if "content-length" not in headers:
+        return status, False, await reader.read()
+    body = await reader.readexactly(int(headers["content-length"]))
+    return status, headers.get("connection") != "close", body
+
+
+async def _client(index: int, port: int, requests: Iterable[bytes], timeout: float, answers: list[Answer]) -> None:
+    """Sends its requests one after another on one connection while the server keeps it open."""
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    for request in requests:
+        started = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(HOST, port)
+            assert reader is not None
+            writer.write(request)
+            status, keep_alive, body = await asyncio.wait_for(_read_response(reader), timeout)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as error:
+            answers.append(Answer(index, 0, started, time.perf_counter(), type(error).__name__.encode()))
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            continue
+        answers.append(Answer(index, status, started, time.perf_counter(), body))
+        if not keep_alive:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def fire(port: int, clients: Sequence[Iterable[bytes]], timeout: float = 30.0) -> Load:
+    """Run the clients at once, each sending its own requests in order, and wait for all.
+
+    Give every client its own list for fixed queues (the doors of a venue); give them all
+    one shared iterator for a common queue that whichever client is free takes from.
+    """
+
+    async def run() -> list[Answer]:
+        answers: list[Answer] = []
+        await asyncio.gather(*(_client(i, port, requests, timeout, answers) for i, requests in enumerate(clients)))
+        return answers
+
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    answers = asyncio.run(run())
+    return Load(answers, time.perf_counter() - started, time.process_time() - cpu_before)
