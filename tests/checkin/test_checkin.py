@@ -99,6 +99,8 @@ def test_ticket_for_another_event_is_wrong_event(app, client):
         other_code = codes(make_tickets(other, 1))[0]
 
     assert scan(client, door["token"], other_code).get_json()["result"] == "wrong_event"
+    with app.app_context():
+        assert db.session.execute(sa.select(Ticket.checked_in_at).where(Ticket.event_id == other.id)).scalar() is None
 
 
 def test_another_organisers_device_scanning_a_ticket_logs_it_under_that_device_only(app, client):
@@ -124,6 +126,7 @@ def test_another_organisers_device_scanning_a_ticket_logs_it_under_that_device_o
     assert answer["result"] == "wrong_event"
     assert a_stats["scans"] == {} and b_stats["scans"] == {}
     assert logged == [(b_device, None, None, None)]  # B's device's history, naming nothing of A's
+    assert scan(client, door["token"], door["codes"][0]).get_json()["result"] == "admitted"  # still unused at A
 
 
 def test_forged_code_is_invalid(app, client):
@@ -215,8 +218,8 @@ def test_a_scan_costs_at_most_three_statements(app, client):
         scan(client, door["token"], code, request_id=uuid.uuid4().hex)
         costs.append(len(statements))
 
-    # Admitted: read, admit, log. Already used and invalid: read, log.
-    assert costs == [3, 2, 2]
+    # Admitted: admit, log. Already used: try to admit, read why, log. Invalid: read, log.
+    assert costs == [2, 3, 2]
 
 
 def test_stats_count_admitted_per_type_and_gate(app, client):

@@ -7,14 +7,17 @@ is the same object on both databases.
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def insert_unless_present(session: Session, table: Table) -> Insert:
-    """``INSERT INTO table ... ON CONFLICT DO NOTHING`` for the session's database: a row a
-    unique index already holds (a retried request, a second admission) is not inserted."""
-    return _INSERTS[session.get_bind().dialect.name](table).on_conflict_do_nothing()
+@cache  # built once per database and table, as the other statements of a scan are
+def insert_unless_present(dialect_name: str, table: Table) -> Insert:
+    """``INSERT INTO table ... ON CONFLICT DO NOTHING`` for this database (``sqlite`` or
+    ``postgresql``): a row a unique index already holds (a retried request, a second
+    admission) is not inserted."""
+    return _INSERTS[dialect_name](table).on_conflict_do_nothing()

@@ -1,11 +1,12 @@
 """A door scan: admitting a ticket once, and logging every answer.
 
 A scan is at most three SQL statements in one transaction, the same on SQLite and
-PostgreSQL: one SELECT authenticates the device and reads the ticket's state with it
-(type, order, the admitting scan), one conditional UPDATE admits (only when the ticket
-looked admissible), one INSERT logs the scan. The UPDATE's own WHERE decides who wins, so
-two doors racing on a ticket cannot both admit: the loser re-reads the winner's gate and
-logs its answer (one more statement, on that race only).
+PostgreSQL. The common one, a valid ticket shown once, is two: a conditional UPDATE that
+admits the ticket only if it is valid, unused, paid for and scanned by a paired device,
+and returns what the answer needs; then the INSERT of the scan log. Any other scan
+(already used, voided, forged...) reads the device and the ticket's state to say why, and
+logs that. The UPDATE's own WHERE decides who wins, so two doors racing on a ticket
+cannot both admit: the loser reads the winner's admission and answers ``already_used``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from ticketing.catalog.models import TicketType
@@ -75,6 +76,30 @@ _device_t, _ticket_t, _type_t, _order_t, _scan_t = (
     Scan.__table__,
 )
 _admitting_scan = _scan_t.alias("admitting")
+_scanning_device = _device_t.c.token_hash == bindparam("token_hash")
+# The common scan, a valid ticket shown once, is decided by this one conditional UPDATE:
+# it admits only a valid, unused ticket of a paid order, for a device that is paired and
+# not revoked, and returns what the answer and the log need. (Whether the device serves
+# the ticket's event is checked on what it returns: its events are a JSON list.)
+ADMIT = (
+    update(_ticket_t)
+    .where(
+        _ticket_t.c.id == bindparam("ticket_id"),
+        _ticket_t.c.event_id == bindparam("claimed_event_id"),
+        _ticket_t.c.checked_in_at.is_(None),
+        _ticket_t.c.status == "valid",
+        exists().where(_order_t.c.id == _ticket_t.c.order_id, _order_t.c.status == "paid"),
+        exists().where(_scanning_device, _device_t.c.revoked_at.is_(None)),
+    )
+    .values(checked_in_at=bindparam("now", type_=_ticket_t.c.checked_in_at.type))
+    .returning(
+        _ticket_t.c.ticket_type_id,
+        select(_type_t.c.name).where(_type_t.c.id == _ticket_t.c.ticket_type_id).scalar_subquery().label("type_name"),
+        select(_device_t.c.id).where(_scanning_device).scalar_subquery().label("device_id"),
+        select(_device_t.c.event_ids).where(_scanning_device).scalar_subquery().label("device_event_ids"),
+    )
+)
+# Any other scan reads why: the device, the ticket, its type and order, the admitting scan.
 STATE_QUERY = (
     select(
         _device_t.c.id,
@@ -99,16 +124,7 @@ STATE_QUERY = (
         _admitting_scan,
         (_admitting_scan.c.ticket_id == _ticket_t.c.id) & (_admitting_scan.c.result == "admitted"),
     )
-    .where(_device_t.c.token_hash == bindparam("token_hash"))
-)
-ADMIT = (
-    update(_ticket_t)
-    .where(
-        _ticket_t.c.id == bindparam("ticket_id"),
-        _ticket_t.c.checked_in_at.is_(None),
-        _ticket_t.c.status == "valid",
-    )
-    .values(checked_in_at=bindparam("now", type_=_ticket_t.c.checked_in_at.type))
+    .where(_scanning_device)
 )
 
 
@@ -136,41 +152,76 @@ def check_in(
         check_ticket(claims, message, signature, verification_key(session, keyring, claims.key_id), now)
     except InvalidPayload as error:
         claims, reason = None, error.reason
+    token_hash = hash_token(device_token)
     begin_write(session)
-    state = session.execute(
-        STATE_QUERY, {"token_hash": hash_token(device_token), "ticket_id": claims.ticket_id if claims else None}
+    # Core statements on the transaction's connection: the ORM layer has nothing to add here.
+    connection = session.connection()
+    if claims is not None:
+        admitted = connection.execute(
+            ADMIT,
+            {"ticket_id": claims.ticket_id, "claimed_event_id": claims.event_id, "token_hash": token_hash, "now": when},
+        ).first()
+        if admitted is not None and str(claims.event_id) in admitted.device_event_ids:
+            answer = ScanAnswer("admitted", claims.ticket_id, admitted.ticket_type_id, admitted.type_name, when, gate)
+            _log(connection, admitted.device_id, claims, answer, gate, request_id, offline, when, now)
+            session.commit()
+            return answer
+        if admitted is not None:  # a device that does not serve this event: undo, then say so below
+            session.rollback()
+            begin_write(session)
+            connection = session.connection()
+    state = connection.execute(
+        STATE_QUERY, {"token_hash": token_hash, "ticket_id": claims.ticket_id if claims else None}
     ).first()
     if state is None or state.revoked_at is not None:
         session.rollback()
         raise Unauthorized(_("This device token is not valid (revoked or never paired)."), code="invalid_token")
     answer = _decide(state, claims, reason, request_id)
-    # A retry of the request that admitted was logged the first time.
-    logged = answer.result == "admitted" and state.admitted_by is not None
     if answer.result == "admitted" and state.checked_in_at is None:
-        won = session.execute(ADMIT, {"ticket_id": state.ticket_id, "now": when}).rowcount == 1
-        if won:
+        # The UPDATE found the ticket not admissible, yet it is now (its order was paid, or
+        # another door's admission rolled back, in between): try once more, or say who won.
+        won = connection.execute(
+            ADMIT,
+            {"ticket_id": state.ticket_id, "claimed_event_id": state.event_id, "token_hash": token_hash, "now": when},
+        ).first()
+        if won is not None:
             answer = ScanAnswer("admitted", state.ticket_id, state.ticket_type_id, state.type_name, when, gate)
         else:
             answer = _winner(session, state)
-    if not logged:
-        # A ticket of an event this device does not serve (perhaps another organiser's) is
-        # logged under the device alone: that event's statistics never count it.
-        ours = claims is not None and answer.result != "wrong_event"
-        log_row = dict(
-            event_id=claims.event_id if ours else None,
-            ticket_id=claims.ticket_id if ours else None,
-            ticket_type_id=answer.ticket_type_id,
-            device_id=state.id,
-            gate=gate,
-            result=answer.result,
-            request_id=request_id,
-            offline=offline,
-            scanned_at=when,
-            recorded_at=now,
-        )
-        session.execute(insert_unless_present(session, Scan.__table__), log_row)
+    if answer.result != "admitted" or state.admitted_by is None:  # a retried admission was logged the first time
+        _log(connection, state.id, claims, answer, gate, request_id, offline, when, now)
     session.commit()
     return answer
+
+
+def _log(
+    connection: Connection,
+    device_id: uuid.UUID,
+    claims: Any,
+    answer: ScanAnswer,
+    gate: str | None,
+    request_id: str | None,
+    offline: bool,
+    when: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """One row of the scan log. A ticket of an event this device does not serve (perhaps
+    another organiser's) is logged under the device alone: that event's statistics never
+    count it."""
+    ours = claims is not None and answer.result != "wrong_event"
+    row = {
+        "event_id": claims.event_id if ours else None,
+        "ticket_id": claims.ticket_id if ours else None,
+        "ticket_type_id": answer.ticket_type_id,
+        "device_id": device_id,
+        "gate": gate,
+        "result": answer.result,
+        "request_id": request_id,
+        "offline": offline,
+        "scanned_at": when,
+        "recorded_at": now,
+    }
+    connection.execute(insert_unless_present(connection.dialect.name, Scan.__table__), row)
 
 
 def _decide(state: Any, claims: Any, reason: str | None, request_id: str | None) -> ScanAnswer:
