@@ -291,57 +291,80 @@ def http_request(method: str, path: str, port: int, body: bytes = b"", headers: 
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+def _parse_response(data: bytes) -> tuple[int, bool, bytes] | None:
+    """(status, keep-alive, body) once ``data`` holds a whole answer with a Content-Length, else None."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    lines = data[:head_end].decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     headers = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip().lower()
-    if "content-length" not in headers:
-        return status, False, await reader.read()
-    body = await reader.readexactly(int(headers["content-length"]))
+    length = int(headers.get("content-length", "0"))
+    body = data[head_end + 4 : head_end + 4 + length]
+    if len(body) < length:
+        return None
     return status, headers.get("connection") != "close", body
 
 
-async def _client(index: int, port: int, requests: Iterable[bytes], timeout: float, answers: list[Answer]) -> None:
-    """Sends its requests one after another on one connection while the server keeps it open."""
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
+async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes) -> tuple[int, bool, bytes]:
+    await loop.sock_sendall(sock, request)
+    data = b""
+    while True:
+        chunk = await loop.sock_recv(sock, 65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection before answering")
+        data += chunk
+        answer = _parse_response(data)
+        if answer is not None:
+            return answer
+
+
+async def _client(index: int, port: int, requests: Iterable[bytes], answers: list[Answer]) -> None:
+    """Sends its requests one after another, on one connection while the server keeps it
+    open. Plain sockets on the event loop rather than asyncio streams: the client shares
+    the machine with the server, so its CPU per request is kept small."""
+    loop = asyncio.get_running_loop()
+    sock: socket.socket | None = None
     for request in requests:
         started = time.perf_counter()
         try:
-            if writer is None:
-                reader, writer = await asyncio.open_connection(HOST, port)
-            assert reader is not None
-            writer.write(request)
-            status, keep_alive, body = await asyncio.wait_for(_read_response(reader), timeout)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as error:
+            if sock is None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (HOST, port))
+            status, keep_alive, body = await _exchange(loop, sock, request)
+        except (OSError, ValueError) as error:
             answers.append(Answer(index, 0, started, time.perf_counter(), type(error).__name__.encode()))
-            if writer is not None:
-                writer.close()
-            reader = writer = None
+            if sock is not None:
+                sock.close()
+            sock = None
             continue
         answers.append(Answer(index, status, started, time.perf_counter(), body))
         if not keep_alive:
-            writer.close()
-            reader = writer = None
-    if writer is not None:
-        writer.close()
+            sock.close()
+            sock = None
+    if sock is not None:
+        sock.close()
 
 
-def fire(port: int, clients: Sequence[Iterable[bytes]], timeout: float = 30.0) -> Load:
-    """Run the clients at once, each sending its own requests in order, and wait for all.
+def fire(port: int, clients: Sequence[Iterable[bytes]], timeout: float = 300.0) -> Load:
+    """Run the clients at once, each sending its own requests in order, and wait for all
+    (at most ``timeout`` seconds for the whole run: a hung server breaks it).
 
     Give every client its own list for fixed queues (the doors of a venue); give them all
     one shared iterator for a common queue that whichever client is free takes from.
+    Answers must carry a Content-Length (Guichet's and nginx's do).
     """
 
     async def run() -> list[Answer]:
         answers: list[Answer] = []
-        await asyncio.gather(*(_client(i, port, requests, timeout, answers) for i, requests in enumerate(clients)))
+        clients_done = asyncio.gather(*(_client(i, port, requests, answers) for i, requests in enumerate(clients)))
+        await asyncio.wait_for(clients_done, timeout)
         return answers
 
     cpu_before = time.process_time()
