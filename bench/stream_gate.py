@@ -231,6 +231,7 @@ http {{
             proxy_cache_use_stale updating;
             proxy_cache_background_update on;
             proxy_ignore_headers Cache-Control;
+            open_file_cache max=10000 inactive=1m;
             access_log off;
         }}
     }}

@@ -145,6 +145,7 @@ http {{
             proxy_cache_use_stale updating;
             proxy_cache_background_update on;
             proxy_ignore_headers Cache-Control;
+            open_file_cache max=1000 inactive=1m;
         }}
 
         # Signed-URL mode: nginx checks the MD5 itself, Guichet is not asked.
