@@ -292,8 +292,8 @@ def rotate_signing_key(expire_after_days: int | None) -> None:
 def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime) -> str:
     """The demo's door device, paired for the in-person events; a fresh token each run
     (only its hash is kept, so the previous one cannot be shown again)."""
+    from ticketing.checkin.devices import reissue_device_token
     from ticketing.checkin.models import Device
-    from ticketing.checkin.services import reissue_device_token
 
     device = db.session.execute(
         select(Device).where(Device.organizer_id == organizer.id, Device.name == DEMO_DEVICE)

@@ -3,8 +3,8 @@
 One row per job: when it last started and finished, and which worker holds it until when,
 so that several workers (one per host) never run the same job at once.
 
-Revision ID: 0012_job_run
-Revises: 0008_vault_statistics
+Revision ID: 0010_job_run
+Revises: 0009_stream_name_per_organizer
 Create Date: 2026-12-05 03:00:00
 
 """
@@ -12,8 +12,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012_job_run'
-down_revision = '0008_vault_statistics'
+revision = '0010_job_run'
+down_revision = '0009_stream_name_per_organizer'
 branch_labels = None
 depends_on = None
 
