@@ -31,8 +31,7 @@ from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Order, Ticket
 from ticketing.crypto import KeyRing, hash_token, new_token
-from ticketing.errors import Forbidden, Invalid, NotFound, Unauthorized
-from ticketing.forms import FieldParser
+from ticketing.errors import Forbidden, NotFound, Unauthorized
 from ticketing.models import begin_write
 from ticketing.tickets.payload import InvalidPayload, check_ticket, read_ticket
 from ticketing.tickets.services import verification_key, verification_keys
@@ -71,26 +70,6 @@ def _pairing_code() -> str:
 
 def _normalise_pairing_code(code: str) -> str:
     return "".join(c for c in code.upper() if c.isalnum())
-
-
-def parse_device_request(payload: Any) -> tuple[str, list[uuid.UUID]]:
-    if not isinstance(payload, Mapping):
-        raise Invalid(_("The body must be a JSON object."), errors={"": _("The body must be a JSON object.")})
-    fields = FieldParser(payload)
-    name = fields.text("name", required=True, max_length=100)
-    raw_ids = payload.get("event_ids")
-    event_ids: list[uuid.UUID] = []
-    if not isinstance(raw_ids, list) or not raw_ids or len(raw_ids) > MAX_DEVICE_EVENTS:
-        fields.fail("event_ids", _("Give a list of 1 to %(max)d event ids.", max=MAX_DEVICE_EVENTS))
-    else:
-        for raw in raw_ids:
-            try:
-                event_ids.append(uuid.UUID(str(raw)))
-            except ValueError:
-                fields.fail("event_ids", _("Each event id must be a UUID."))
-                break
-    fields.finish()
-    return name or "", list(dict.fromkeys(event_ids))
 
 
 def create_device(
@@ -203,21 +182,6 @@ def _device_event(session: Session, device: Device, event_id: str) -> Event:
 
 
 # --------------------------------------------------------------------------- scanning
-
-
-def parse_scan(payload: Any, *, offline: bool = False) -> dict[str, Any]:
-    if not isinstance(payload, Mapping):
-        raise Invalid(_("The body must be a JSON object."), errors={"": _("The body must be a JSON object.")})
-    fields = FieldParser(payload)
-    scan = {
-        "code": fields.text("code", required=True, max_length=400),
-        "gate": fields.text("gate", max_length=MAX_GATE),
-        "request_id": fields.text("request_id", required=offline, max_length=MAX_REQUEST_ID),
-    }
-    if offline:
-        scan["scanned_at"] = fields.instant("scanned_at", zone=dt.UTC, required=True)
-    fields.finish()
-    return scan
 
 
 # The hot path's statements are built once, with bind parameters, and run on the
@@ -480,24 +444,6 @@ def _winner(session: Session, state: Any) -> ScanAnswer:
     if row is None or row.checked_in_at is None:
         return ScanAnswer("voided", **typed)
     return ScanAnswer("already_used", checked_in_at=row.checked_in_at, gate=row.gate, **typed)
-
-
-def parse_sync(payload: Any) -> list[dict[str, Any]]:
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("scans"), list):
-        raise Invalid(_('Send {"scans": [...]}.'), errors={"scans": _("Must be a list of scans.")})
-    scans = payload["scans"]
-    if len(scans) > MAX_SYNC_SCANS:
-        raise Invalid(
-            _("Send at most %(max)d scans at once.", max=MAX_SYNC_SCANS),
-            errors={"scans": _("Send at most %(max)d scans at once.", max=MAX_SYNC_SCANS)},
-        )
-    parsed = []
-    for index, scan in enumerate(scans):
-        try:
-            parsed.append(parse_scan(scan, offline=True))
-        except Invalid as error:
-            raise Invalid(error.message, errors={f"scans[{index}].{k}": v for k, v in error.errors.items()}) from None
-    return parsed
 
 
 def sync_offline_scans(
