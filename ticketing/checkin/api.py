@@ -66,6 +66,11 @@ def answer_json(answer: ScanAnswer) -> dict[str, Any]:
     return body
 
 
+def _device_refused(token: str | None) -> Any:
+    """A request with a refused body is still told first that its device token is wrong."""
+    return lambda: services.authenticate_device(db.session, token)
+
+
 @bp.get("/keys")
 @operation(
     "Public keys that verify ticket QR codes: the current one and the retired ones still accepted",
@@ -147,7 +152,7 @@ def current_device() -> Response:
 )
 def check_in() -> Response:
     token = bearer_token()
-    scan = load(SCAN)
+    scan = load(SCAN, before_refusing=_device_refused(token))
     answer = services.check_in(
         db.session,
         keyring(),
@@ -170,7 +175,7 @@ def check_in() -> Response:
 )
 def sync() -> Response:
     token = bearer_token()
-    scans = load(SYNC)["scans"]
+    scans = load(SYNC, before_refusing=_device_refused(token))["scans"]
     results = services.sync_offline_scans(
         db.session, keyring(), token, scans, utcnow(), current_app.extensions["guichet.autocommit"]
     )
