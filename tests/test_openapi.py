@@ -179,6 +179,26 @@ def concrete(path: str) -> str:
     return re.sub(r"\{([^}]+)\}", lambda m: "ABCDE-FGHJK" if m[1] == "code" else str(uuid.uuid4()), path)
 
 
+def test_options_lists_the_methods_the_document_gives_each_path(client):
+    doc = document(client)
+
+    for path, item in doc["paths"].items():
+        documented = {method.upper() for method in item if method in HTTP_METHODS}
+        expected = documented | {"OPTIONS"} | ({"HEAD"} if "GET" in documented else set())
+
+        response = client.options(concrete(path))
+
+        assert set(response.headers["Allow"].split(", ")) == expected, path
+
+
+def test_the_pairing_path_answers_405_to_delete(client):
+    response = client.delete("/api/v1/checkin/devices/pair", headers={"Authorization": "Bearer x"})
+
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert "DELETE" not in response.headers["Allow"]
+
+
 def test_stream_name_may_be_null_in_the_document_as_in_the_api(app, client):
     with app.app_context():
         _organizer, token = make_organizer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app
@@ -106,16 +107,18 @@ def list_devices() -> Response:
     return respond(DEVICES, {"devices": [device_json(d) for d in services.list_devices(db.session, organizer)]})
 
 
-@bp.delete("/devices/<device_id>")
+# A UUID converter: "/devices/pair" must not match this rule too (it would answer DELETE
+# there, and list DELETE among the methods of the pairing path).
+@bp.delete("/devices/<uuid:device_id>")
 @operation(
     "Revoke a device: its token stops working at once",
     answers={200: (DEVICE, "The revoked device")},
     problems={404: "No such device (or not yours)"},
     security=ORGANIZER,
 )
-def revoke_device(device_id: str) -> Response:
+def revoke_device(device_id: uuid.UUID) -> Response:
     organizer = authenticate_organizer(db.session, bearer_token())
-    return respond(DEVICE, device_json(services.revoke_device(db.session, organizer, device_id, utcnow())))
+    return respond(DEVICE, device_json(services.revoke_device(db.session, organizer, str(device_id), utcnow())))
 
 
 @bp.post("/devices/pair")
