@@ -49,9 +49,9 @@ CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"
 CONTROL_ONE_LINE = r"\u0000-\u0008\u000a-\u001f\u007f"
 
 
-def trimmed(core: str, *, required: bool) -> str:
-    """A pattern for text that ``str.strip`` trims to ``core`` (or, unless required, to nothing)."""
-    return rf"^\s*(?:{core}){'' if required else '?'}\s*$"
+def trimmed(core: str) -> str:
+    """A pattern for text that ``str.strip`` trims to ``core``."""
+    return rf"^\s*(?:{core})\s*$"
 
 
 def _case_insensitive(word: str) -> str:
@@ -103,14 +103,16 @@ class Text(Field):
         super().__init__(**kwargs)
 
     def is_blank(self, value: Any) -> bool:
-        return value is None or (isinstance(value, str) and not value.strip())
+        # Blank past the maximum length is refused as too long, as the document says.
+        return value is None or (isinstance(value, str) and not value.strip() and len(value) <= self.max_length)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, str):
             raise ma.ValidationError(_("Must be text."))
-        text = value.strip()
-        if len(text) > self.max_length:
+        # Counted before trimming, as the document's maxLength counts.
+        if len(value) > self.max_length:
             raise ma.ValidationError(_("Must be at most %(n)d characters.", n=self.max_length))
+        text = value.strip()
         control = CONTROL_CHARACTERS.search(text) or (not self.multiline and ("\n" in text or "\r" in text))
         if control or not is_utf8_encodable(text):
             raise ma.ValidationError(_("Contains characters that are not allowed."))
@@ -122,15 +124,15 @@ class Text(Field):
 
     def value_schema(self) -> dict[str, Any]:
         refused = CONTROL if self.multiline else CONTROL_ONE_LINE
-        # Trimmed, it starts and ends with a character that is neither space nor refused;
-        # blank counts as missing.
+        # Trimmed, it starts and ends with a character that is neither space nor refused.
         core = rf"[^\s{refused}](?:[^{refused}]*[^\s{refused}])?"
-        return {
-            "type": "string",
-            "maxLength": self.max_length,
-            "pattern": trimmed(core, required=self.required),
-            "description": f"trimmed; at most {self.max_length} characters",
-        }
+        return {"type": "string", "maxLength": self.max_length, "pattern": trimmed(core)}
+
+    def json_schema(self) -> dict[str, Any]:
+        if self.required:
+            return self.value_schema()
+        blank = {"type": "string", "maxLength": self.max_length, "pattern": r"^\s*$"}
+        return {"anyOf": [self.value_schema(), blank, {"type": "null"}]}
 
 
 class Email(Text):
@@ -144,7 +146,7 @@ class Email(Text):
 
     def value_schema(self) -> dict[str, Any]:
         core = EMAIL_PATTERN.pattern.removeprefix("^").removesuffix("$")
-        return {"type": "string", "format": "email", "maxLength": 254, "pattern": trimmed(core, required=True)}
+        return {"type": "string", "format": "email", "maxLength": 254, "pattern": trimmed(core)}
 
 
 class Choice(Text):
@@ -180,7 +182,7 @@ class Pattern(Text):
         return {
             "type": "string",
             "maxLength": self.max_length,
-            "pattern": trimmed(self.pattern.pattern, required=self.required),
+            "pattern": trimmed(self.pattern.pattern),
         }
 
 
