@@ -338,10 +338,7 @@ class Tolerant(Body):
 
 
 class Out(ma.Schema):
-    """A response body: ``respond`` writes the declared fields, nothing else."""
-
-    class Meta:
-        ordered = True
+    """A response body: ``respond`` writes the declared fields, in their order, nothing else."""
 
 
 class Time(ma.fields.Field):
