@@ -175,6 +175,43 @@ def test_buy_form_errors_are_in_french_for_a_french_reader(app, client):
     assert "Enter a valid email address" not in body
 
 
+@pytest.mark.parametrize(
+    ("headers", "messages"),
+    [
+        (
+            FRENCH,
+            {
+                "email": "Ce champ est obligatoire.",
+                "items[0]": "Chaque élément doit être un objet avec ticket_type_id et quantity.",
+                "items[1].quantity": "Doit être compris entre 1 et 50.",
+                "fax": "Champ inconnu.",
+            },
+        ),
+        (
+            ENGLISH,
+            {
+                "email": "This field is required.",
+                "items[0]": "Each item must be an object with ticket_type_id and quantity.",
+                "items[1].quantity": "Must be between 1 and 50.",
+                "fax": "Unknown field.",
+            },
+        ),
+    ],
+    ids=["fr", "en"],
+)
+def test_api_field_errors_speak_the_readers_language(client, headers, messages):
+    body = {"event_id": "x", "items": ["x", {"ticket_type_id": "a6f8a3b2-6d8e-4c3a-9d52-1b1c0b2f8e11", "quantity": 0}]}
+
+    first = client.post("/api/v1/orders", json={**body, "fax": "1"}, headers=headers)
+    other = client.post("/api/v1/orders", json={**body, "fax": "1"}, headers=FRENCH if headers is ENGLISH else ENGLISH)
+    again = client.post("/api/v1/orders", json={**body, "fax": "1"}, headers=headers)
+
+    assert first.status_code == 422
+    assert first.get_json()["errors"] == messages
+    assert other.get_json()["errors"] != messages
+    assert again.get_json()["errors"] == messages
+
+
 def test_error_page_is_in_french_for_a_french_reader(client):
     response = client.get("/orders/NOPE/not-a-token", headers=FRENCH)
 

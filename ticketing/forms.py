@@ -30,7 +30,7 @@ def timezone_or_none(name: str) -> ZoneInfo | None:
         return None
 
 
-def _is_utf8_encodable(value: str) -> bool:
+def is_utf8_encodable(value: str) -> bool:
     """JSON may carry lone surrogates (``"\\ud800"``); they cannot be encrypted, indexed or
     stored, so they are refused here rather than failing deep inside a service."""
     try:
@@ -75,7 +75,7 @@ class FieldParser:
             self.fail(name, _("Must be at most %(n)d characters.", n=max_length))
             return default
         control = CONTROL_CHARACTERS.search(value) or (not multiline and ("\n" in value or "\r" in value))
-        if control or not _is_utf8_encodable(value):
+        if control or not is_utf8_encodable(value):
             self.fail(name, _("Contains characters that are not allowed."))
             return default
         return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from tests.checkin.factories import codes, make_device, make_tickets
@@ -11,6 +12,7 @@ from tests.conftest import make_event, make_organizer
 from ticketing.catalog.models import TicketType
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Ticket
+from ticketing.crypto import hash_token
 from ticketing.extensions import db, keyring
 from ticketing.tickets.payload import encode_ticket
 
@@ -21,7 +23,9 @@ def setup_door(app, count=2, **ticket_options):
         event = make_event(organizer=organizer, capacity=100)
         tickets = make_tickets(event, count, **ticket_options)
         token = make_device(organizer, [event])
+        device_id = db.session.execute(sa.select(Device.id).where(Device.token_hash == hash_token(token))).scalar_one()
         return {
+            "device_id": str(device_id),
             "event_id": str(event.id),
             "type_id": str(event.ticket_types[0].id),
             "codes": codes(tickets),
@@ -29,6 +33,10 @@ def setup_door(app, count=2, **ticket_options):
             "token": token,
             "organizer_token": organizer_token,
         }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def scan(client, token, code, **extra):
@@ -313,3 +321,41 @@ def test_deeply_nested_json_to_every_checkin_endpoint_is_a_400(app, client, capl
 
     assert set(statuses.values()) == {400}, statuses
     assert "unexpected" not in caplog.text
+
+
+BAD_BODIES = {
+    "no-code": ("/api/v1/checkin", {"json": {"gate": "A"}}),
+    "code-not-text": ("/api/v1/checkin", {"json": {"code": 12}}),
+    "not-json": ("/api/v1/checkin", {"data": "x"}),
+    "scans-not-a-list": ("/api/v1/checkin/sync", {"json": {"scans": "x"}}),
+    "scan-without-time": ("/api/v1/checkin/sync", {"json": {"scans": [{"code": "X", "request_id": "r"}]}}),
+    "sync-not-json": ("/api/v1/checkin/sync", {"data": "x"}),
+}
+REVOKED, UNKNOWN, MISSING = "revoked", "unknown", "missing"
+
+
+@pytest.mark.parametrize("token", [MISSING, UNKNOWN, REVOKED])
+@pytest.mark.parametrize("case", BAD_BODIES, ids=list(BAD_BODIES))
+def test_a_door_without_a_valid_token_is_told_so_before_its_body_is_judged(app, client, case, token):
+    door = setup_door(app)
+    path, body = BAD_BODIES[case]
+    if token == REVOKED:
+        client.delete(f"/api/v1/checkin/devices/{door['device_id']}", headers=bearer(door["organizer_token"]))
+    headers = {MISSING: {}, UNKNOWN: bearer("not-a-device-token"), REVOKED: bearer(door["token"])}[token]
+
+    response = client.post(path, headers=headers, **body)
+
+    assert response.status_code == 401, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("case", BAD_BODIES, ids=list(BAD_BODIES))
+def test_a_paired_door_with_a_bad_body_still_gets_400_or_422(app, client, case):
+    door = setup_door(app)
+    path, body = BAD_BODIES[case]
+
+    response = client.post(path, headers=bearer(door["token"]), **body)
+
+    assert response.status_code == (400 if "data" in body else 422)
+    assert response.mimetype == "application/problem+json"

@@ -141,3 +141,12 @@ def test_demo_pairs_a_door_device_and_prints_how_to_open_the_scanner(app, client
     me = client.get("/api/v1/checkin/device", headers=auth(device_token))
     assert me.status_code == 200
     assert [e["title"] for e in me.get_json()["events"]] == ["Les Ondes du Canal — concert"]
+
+
+def test_revoking_a_device_id_that_is_not_a_uuid_is_a_404_problem(app, client):
+    token, _event_id = organiser_with_event(app)
+
+    response = client.delete("/api/v1/checkin/devices/not-a-uuid", headers=auth(token))
+
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"

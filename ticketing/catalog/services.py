@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -18,34 +19,25 @@ from sqlalchemy.orm import Session, selectinload
 
 from ticketing.catalog.models import (
     DEFAULT_RETENTION_DAYS,
-    EVENT_MODES,
-    STREAM_ACCESS_MODES,
-    STREAM_SCREEN_POLICIES,
     Event,
     Organizer,
     TicketType,
 )
-from ticketing.catalog.stream_url import stream_url_problem
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
-from ticketing.forms import FieldParser, timezone_or_none
+from ticketing.forms import timezone_or_none
 from ticketing.models import begin_write
 
 CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK")
 MAX_CAPACITY = 1_000_000
-# What one ticket costs its buyer, price and fee together, in minor units (100,000.00 in
-# the event's currency): a line of MAX_PER_ORDER tickets stays far below the 2**31 - 1
-# an integer column holds; checkout bounds the order's total across its lines.
 MAX_PRICE_CENTS = 10_000_000
 MAX_PER_ORDER = 50
 DEFAULT_MAX_RETENTION_DAYS = 365
+STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Every instant an organiser sets (event times, sale windows, replay) lies within ten years
 # of now, either side: far beyond any real sale, and far from the calendar's edge, where
 # adding a retention period or a time zone overflows.
 DATE_RANGE = dt.timedelta(days=3653)
-EVENT_INSTANTS = ("starts_at", "ends_at", "doors_at", "stream_replay_until")
-SALE_INSTANTS = ("sale_starts_at", "sale_ends_at")
-STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -177,97 +169,64 @@ def get_own_event(session: Session, organizer: Organizer, event_id: str) -> Even
     return event
 
 
-def _check_instants(fields: FieldParser, values: Mapping[str, Any], names: tuple[str, ...], now: dt.datetime) -> None:
+EVENT_INSTANTS = ("starts_at", "ends_at", "doors_at", "stream_replay_until")
+TICKET_TYPE_INSTANTS = ("sale_starts_at", "sale_ends_at")
+
+
+def _in_zone(
+    values: dict[str, Any], names: Sequence[str], zone: ZoneInfo, now: dt.datetime, errors: dict[str, str]
+) -> None:
+    """Times sent without an offset are read in the event's time zone; every time must lie
+    within ``DATE_RANGE`` of now."""
     for name in names:
         value = values.get(name)
-        if value is not None and not now - DATE_RANGE <= value <= now + DATE_RANGE:
-            fields.fail(name, _("Must be within ten years of today."))
+        if value is None:
+            continue
+        if value.tzinfo is None:
+            try:
+                value = values[name] = value.replace(tzinfo=zone).astimezone(dt.UTC)
+            except OverflowError:  # year 1 or 9999 shifted past the calendar's edge
+                errors[name] = _("Must be a date and time like 2026-12-31T20:30:00+01:00.")
+                continue
+        if not now - DATE_RANGE <= value <= now + DATE_RANGE:
+            errors[name] = _("Must be within ten years of today.")
 
 
-def _parse_event(
-    payload: Mapping[str, Any],
+def _event_values(
+    values: Mapping[str, Any],
     event: Event | None,
     now: dt.datetime,
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> dict[str, Any]:
+    """What the API read (``catalog.schemas.EventInput``: every field when creating, the
+    fields sent when changing), completed with what needs the event or the configuration:
+    the time zone of times sent without an offset, the retention maximum, and the rules
+    between fields."""
     creating = event is None
-    fields = FieldParser(payload)
-    values: dict[str, Any] = {}
-    # A reader runs only when creating or when the field is sent, so ``required=True``
-    # below also refuses a PATCH that would blank a NOT NULL column (null or "").
-    timezone_name = fields.text("timezone", max_length=64) or (event.timezone if event else "Europe/Paris")
-    zone = timezone_or_none(timezone_name)
-    if zone is None:
-        fields.fail("timezone", _("Unknown time zone; use a name like Europe/Paris."))
-        zone = timezone_or_none("UTC")
-        assert zone is not None
-    if fields.has("timezone") or creating:
-        values["timezone"] = timezone_name
-    readers = {
-        "title": lambda: fields.text("title", required=True, max_length=200),
-        "description": lambda: fields.text("description", max_length=10_000, multiline=True, default=""),
-        "venue_name": lambda: fields.text("venue_name", max_length=200, default=""),
-        "venue_address": lambda: fields.text("venue_address", max_length=500, multiline=True, default=""),
-        "starts_at": lambda: fields.instant("starts_at", zone=zone, required=True),
-        "ends_at": lambda: fields.instant("ends_at", zone=zone, required=True),
-        "doors_at": lambda: fields.instant("doors_at", zone=zone),
-        "mode": lambda: fields.choice("mode", EVENT_MODES, default="in_person"),
-        "currency": lambda: fields.choice("currency", CURRENCIES, default="EUR"),
-        "ask_name": lambda: fields.boolean("ask_name", default=False),
-        "ask_postcode": lambda: fields.boolean("ask_postcode", default=False),
-        "retention_days": lambda: fields.integer(
-            "retention_days",
-            minimum=0,
-            maximum=max_retention_days,
-            default=min(DEFAULT_RETENTION_DAYS, max_retention_days),
-        ),
-        **_stream_readers(fields, zone),
-    }
-    for name, read in readers.items():
-        if creating or fields.has(name):
-            values[name] = read()
-    unknown = set(payload) - set(readers) - {"timezone"}
-    for name in sorted(unknown):
-        fields.fail(name, _("Unknown field."))
-    _check_instants(fields, values, EVENT_INSTANTS, now)
-    fields.finish()
-    starts = values.get("starts_at") or (event.starts_at if event else None)
-    ends = values.get("ends_at") or (event.ends_at if event else None)
-    doors = values.get("doors_at") if "doors_at" in values else (event.doors_at if event else None)
+    changes = dict(values)
+    errors: dict[str, str] = {}
+    if creating or "timezone" in changes:
+        changes["timezone"] = changes.get("timezone") or (event.timezone if event else "Europe/Paris")
+    zone = timezone_or_none(changes.get("timezone") or (event.timezone if event else "UTC")) or ZoneInfo("UTC")
+    _in_zone(changes, EVENT_INSTANTS, zone, now, errors)
+    if creating or "retention_days" in changes:
+        days = changes.get("retention_days")
+        if days is None:
+            changes["retention_days"] = min(DEFAULT_RETENTION_DAYS, max_retention_days)
+        elif days > max_retention_days:
+            errors["retention_days"] = _("Must be between %(low)d and %(high)d.", low=0, high=max_retention_days)
+    if errors:
+        raise Invalid(_("Some fields need attention."), errors=errors)
+    starts = changes.get("starts_at") or (event.starts_at if event else None)
+    ends = changes.get("ends_at") or (event.ends_at if event else None)
+    doors = changes.get("doors_at") if "doors_at" in changes else (event.doors_at if event else None)
     if starts and ends and ends <= starts:
-        fields.fail("ends_at", _("The event must end after it starts."))
+        errors["ends_at"] = _("The event must end after it starts.")
     if doors and starts and doors > starts:
-        fields.fail("doors_at", _("Doors must open before the event starts."))
-    fields.finish()
-    return values
-
-
-def _stream_readers(fields: FieldParser, zone: Any) -> dict[str, Any]:
-    """The livestream settings an organiser may set; ``stream`` uses them to admit viewers."""
-
-    def stream_url() -> str:
-        value = fields.text("stream_url", max_length=500, default="") or ""
-        problem = stream_url_problem(value) if value else None
-        if problem:
-            fields.fail("stream_url", problem)
-        return value
-
-    def stream_name() -> str | None:
-        value = fields.text("stream_name", max_length=64)
-        if value is not None and not STREAM_NAME.fullmatch(value):
-            fields.fail("stream_name", _("Use 1 to 64 letters, digits, '-' or '_'."))
-        return value
-
-    return {
-        "stream_url": stream_url,
-        "stream_name": stream_name,
-        "stream_access": lambda: fields.choice("stream_access", STREAM_ACCESS_MODES, default="gate"),
-        "stream_max_screens": lambda: fields.integer("stream_max_screens", minimum=1, maximum=100, default=1),
-        "stream_screen_policy": lambda: fields.choice(
-            "stream_screen_policy", STREAM_SCREEN_POLICIES, default="newest_wins"
-        ),
-        "stream_replay_until": lambda: fields.instant("stream_replay_until", zone=zone),
-    }
+        errors["doors_at"] = _("Doors must open before the event starts.")
+    if errors:
+        raise Invalid(_("Some fields need attention."), errors=errors)
+    return changes
 
 
 def _check_stream_name_free(
@@ -296,11 +255,11 @@ def _commit_event(session: Session) -> None:
 def create_event(
     session: Session,
     organizer: Organizer,
-    payload: Mapping[str, Any],
+    values: Mapping[str, Any],
     now: dt.datetime,
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
-    values = _parse_event(payload, None, now, max_retention_days)
+    values = _event_values(values, None, now, max_retention_days)
     with _writing(session):
         _check_stream_name_free(session, values, organizer.id, None)
         event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
@@ -312,7 +271,7 @@ def create_event(
 def update_event(
     session: Session,
     event: Event,
-    payload: Mapping[str, Any],
+    values: Mapping[str, Any],
     now: dt.datetime,
     max_retention_days: int = DEFAULT_MAX_RETENTION_DAYS,
 ) -> Event:
@@ -320,7 +279,7 @@ def update_event(
     maximum (``TICKETING_MAX_RETENTION_DAYS``)."""
     with _writing(session):
         session.refresh(event)
-        values = _parse_event(payload, event, now, max_retention_days)
+        values = _event_values(values, event, now, max_retention_days)
         if event.status == "cancelled":
             raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
         currency_changes = "currency" in values and values["currency"] != event.currency
@@ -355,62 +314,42 @@ def publish_event(session: Session, event: Event, now: dt.datetime) -> Event:
     return event
 
 
-def _parse_ticket_type(
-    payload: Mapping[str, Any], event: Event, ticket_type: TicketType | None, now: dt.datetime
+def _ticket_type_values(
+    values: Mapping[str, Any], event: Event, ticket_type: TicketType | None, now: dt.datetime
 ) -> dict[str, Any]:
+    """What the API read (``catalog.schemas.TicketTypeInput``), completed with what needs
+    the event: its time zone, the grants its mode implies, and the sale window's order."""
     creating = ticket_type is None
-    fields = FieldParser(payload)
-    zone = timezone_or_none(event.timezone) or timezone_or_none("UTC")
-    assert zone is not None
-    readers = {
-        "name": lambda: fields.text("name", required=True, max_length=100),
-        "price_cents": lambda: fields.integer("price_cents", required=True, maximum=MAX_PRICE_CENTS),
-        "fee_cents": lambda: fields.integer("fee_cents", maximum=MAX_PRICE_CENTS, default=0),
-        "capacity": lambda: fields.integer("capacity", required=True, maximum=MAX_CAPACITY),
-        "sale_starts_at": lambda: fields.instant("sale_starts_at", zone=zone),
-        "sale_ends_at": lambda: fields.instant("sale_ends_at", zone=zone),
-        "max_per_order": lambda: fields.integer("max_per_order", minimum=1, maximum=MAX_PER_ORDER, default=10),
-        "position": lambda: fields.integer("position", maximum=1000, default=0),
-        "refundable_until_hours": lambda: fields.integer("refundable_until_hours", maximum=24 * 365),
-    }
-    values: dict[str, Any] = {}
-    for name, read in readers.items():
-        if creating or fields.has(name):
-            values[name] = read()
-    if creating or fields.has("grants"):
-        grants = payload.get("grants", ["stream"] if event.mode == "livestream" else ["entry"])
-        if not isinstance(grants, list) or not grants or any(g not in ("entry", "stream") for g in grants):
-            fields.fail("grants", _('Must be a list holding "entry", "stream" or both.'))
-        else:
-            values["grants_entry"] = "entry" in grants
-            values["grants_stream"] = "stream" in grants
-    for name in sorted(set(payload) - set(readers) - {"grants"}):
-        fields.fail(name, _("Unknown field."))
-    _check_instants(fields, values, SALE_INSTANTS, now)
-    fields.finish()
-    price = values.get("price_cents", ticket_type.price_cents if ticket_type else 0)
-    fee = values.get("fee_cents", ticket_type.fee_cents if ticket_type else 0)
+    changes = dict(values)
+    errors: dict[str, str] = {}
+    _in_zone(changes, TICKET_TYPE_INSTANTS, timezone_or_none(event.timezone) or ZoneInfo("UTC"), now, errors)
+    price = changes.get("price_cents", ticket_type.price_cents if ticket_type else 0)
+    fee = changes.get("fee_cents", ticket_type.fee_cents if ticket_type else 0)
     if price + fee > MAX_PRICE_CENTS:
-        fields.fail(
-            "fee_cents" if "fee_cents" in values else "price_cents",
-            _("price_cents and fee_cents together must be at most %(n)d.", n=MAX_PRICE_CENTS),
+        errors["fee_cents" if "fee_cents" in changes else "price_cents"] = _(
+            "price_cents and fee_cents together must be at most %(n)d.", n=MAX_PRICE_CENTS
         )
+    if creating or "grants" in changes:
+        grants = changes.pop("grants", None) or (["stream"] if event.mode == "livestream" else ["entry"])
+        changes["grants_entry"] = "entry" in grants
+        changes["grants_stream"] = "stream" in grants
+    if errors:
+        raise Invalid(_("Some fields need attention."), errors=errors)
     starts = (
-        values.get("sale_starts_at") if "sale_starts_at" in values else (ticket_type and ticket_type.sale_starts_at)
+        changes.get("sale_starts_at") if "sale_starts_at" in changes else (ticket_type and ticket_type.sale_starts_at)
     )
-    ends = values.get("sale_ends_at") if "sale_ends_at" in values else (ticket_type and ticket_type.sale_ends_at)
+    ends = changes.get("sale_ends_at") if "sale_ends_at" in changes else (ticket_type and ticket_type.sale_ends_at)
     if starts and ends and ends <= starts:
-        fields.fail("sale_ends_at", _("Sales must end after they start."))
-    fields.finish()
-    return values
+        raise Invalid(_("Some fields need attention."), errors={"sale_ends_at": _("Sales must end after they start.")})
+    return changes
 
 
-def add_ticket_type(session: Session, event: Event, payload: Mapping[str, Any], now: dt.datetime) -> TicketType:
+def add_ticket_type(session: Session, event: Event, values: Mapping[str, Any], now: dt.datetime) -> TicketType:
     with _writing(session):
         session.refresh(event)
         if event.status == "cancelled":
             raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-        values = _parse_ticket_type(payload, event, None, now)
+        values = _ticket_type_values(values, event, None, now)
         ticket_type = TicketType(event_id=event.id, created_at=now, **values)
         session.add(ticket_type)
         event.updated_at = now
@@ -426,7 +365,7 @@ def get_own_ticket_type(session: Session, event: Event, ticket_type_id: str) -> 
 
 
 def update_ticket_type(
-    session: Session, event: Event, ticket_type: TicketType, payload: Mapping[str, Any], now: dt.datetime
+    session: Session, event: Event, ticket_type: TicketType, values: Mapping[str, Any], now: dt.datetime
 ) -> TicketType:
     """Prices may change (orders keep what they were shown); capacity never drops below
     what is already sold or held."""
@@ -435,7 +374,7 @@ def update_ticket_type(
         session.refresh(ticket_type)
         if event.status == "cancelled":
             raise Conflict(_("A cancelled event cannot be changed."), code="event_cancelled")
-        values = _parse_ticket_type(payload, event, ticket_type, now)
+        values = _ticket_type_values(values, event, ticket_type, now)
         capacity = values.pop("capacity", None)
         if capacity is not None:
             # Conditional, like a hold: the write lock keeps purchases out until the commit,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -16,8 +15,7 @@ from sqlalchemy.orm import Session
 from ticketing.catalog.models import Event, Organizer
 from ticketing.checkin.models import Device
 from ticketing.crypto import hash_token, new_token
-from ticketing.errors import Forbidden, Invalid, NotFound, Unauthorized
-from ticketing.forms import FieldParser
+from ticketing.errors import Forbidden, NotFound, Unauthorized
 from ticketing.models import begin_write
 
 PAIRING_MINUTES = 15
@@ -33,26 +31,6 @@ def _pairing_code() -> str:
 
 def _normalise_pairing_code(code: str) -> str:
     return "".join(c for c in code.upper() if c.isalnum())
-
-
-def parse_device_request(payload: Any) -> tuple[str, list[uuid.UUID]]:
-    if not isinstance(payload, Mapping):
-        raise Invalid(_("The body must be a JSON object."), errors={"": _("The body must be a JSON object.")})
-    fields = FieldParser(payload)
-    name = fields.text("name", required=True, max_length=100)
-    raw_ids = payload.get("event_ids")
-    event_ids: list[uuid.UUID] = []
-    if not isinstance(raw_ids, list) or not raw_ids or len(raw_ids) > MAX_DEVICE_EVENTS:
-        fields.fail("event_ids", _("Give a list of 1 to %(max)d event ids.", max=MAX_DEVICE_EVENTS))
-    else:
-        for raw in raw_ids:
-            try:
-                event_ids.append(uuid.UUID(str(raw)))
-            except ValueError:
-                fields.fail("event_ids", _("Each event id must be a UUID."))
-                break
-    fields.finish()
-    return name or "", list(dict.fromkeys(event_ids))
 
 
 def create_device(

@@ -6,17 +6,15 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ticketing.checkin.devices import authenticate_device, device_event
 from ticketing.checkin.models import Device
-from ticketing.checkin.scanning import ScanAnswer, check_in, parse_scan
+from ticketing.checkin.scanning import ScanAnswer, check_in
 from ticketing.checkin.statistics import expected_admissions
 from ticketing.checkout.models import Order, Ticket
 from ticketing.crypto import KeyRing
-from ticketing.errors import Invalid
 from ticketing.tickets.services import verification_keys
 
 MAX_SYNC_SCANS = 500
@@ -41,24 +39,6 @@ def event_bundle(session: Session, keyring: KeyRing, device: Device, event_id: s
         "admitted": [str(t) for t in admitted],
         "expected": sum(expected.values()),
     }
-
-
-def parse_sync(payload: Any) -> list[dict[str, Any]]:
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("scans"), list):
-        raise Invalid(_('Send {"scans": [...]}.'), errors={"scans": _("Must be a list of scans.")})
-    scans = payload["scans"]
-    if len(scans) > MAX_SYNC_SCANS:
-        raise Invalid(
-            _("Send at most %(max)d scans at once.", max=MAX_SYNC_SCANS),
-            errors={"scans": _("Send at most %(max)d scans at once.", max=MAX_SYNC_SCANS)},
-        )
-    parsed = []
-    for index, scan in enumerate(scans):
-        try:
-            parsed.append(parse_scan(scan, offline=True))
-        except Invalid as error:
-            raise Invalid(error.message, errors={f"scans[{index}].{k}": v for k, v in error.errors.items()}) from None
-    return parsed
 
 
 def sync_offline_scans(

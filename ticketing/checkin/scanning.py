@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +25,7 @@ from ticketing.checkin.dialects import insert_unless_present
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Order, Ticket
 from ticketing.crypto import KeyRing, hash_token
-from ticketing.errors import Invalid, Unauthorized
-from ticketing.forms import FieldParser
+from ticketing.errors import Unauthorized
 from ticketing.models import begin_write
 from ticketing.tickets.payload import InvalidPayload, check_ticket, read_ticket
 from ticketing.tickets.services import verification_key
@@ -49,21 +47,6 @@ class ScanAnswer:
     @property
     def is_admitted(self) -> bool:
         return self.result == "admitted"
-
-
-def parse_scan(payload: Any, *, offline: bool = False) -> dict[str, Any]:
-    if not isinstance(payload, Mapping):
-        raise Invalid(_("The body must be a JSON object."), errors={"": _("The body must be a JSON object.")})
-    fields = FieldParser(payload)
-    scan = {
-        "code": fields.text("code", required=True, max_length=400),
-        "gate": fields.text("gate", max_length=MAX_GATE),
-        "request_id": fields.text("request_id", required=offline, max_length=MAX_REQUEST_ID),
-    }
-    if offline:
-        scan["scanned_at"] = fields.instant("scanned_at", zone=dt.UTC, required=True)
-    fields.finish()
-    return scan
 
 
 # The scan's statements are Core, built once with bind parameters; SQLAlchemy caches
