@@ -41,9 +41,8 @@ def _key_file() -> Path:
 
 
 def _reload() -> None:
-    from ticketing import reload_keyring
-
-    reload_keyring(current_app)
+    """The app factory put its key loader here: the vault must not import the app package."""
+    current_app.extensions["guichet.reload_keyring"]()
 
 
 @click.command("purge-personal-data")
