@@ -2,7 +2,7 @@
 shapes what goes out (``respond``), and describes both in the OpenAPI document
 (``ticketing.openapi`` reads the same schemas). Imports no domain.
 
-The field types keep the rules ``forms.FieldParser`` applies to HTML forms, so that an API
+The field types are also the rules of the pages' forms (``ticketing.webforms``), so that an API
 client and a buyer get the same answers: text is trimmed and refused with control
 characters, a blank or null value counts as missing (and reads as the field's default), a
 whole number may come as a string of digits, and every message is the translated one the

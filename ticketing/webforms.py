@@ -1,7 +1,8 @@
 """WTForms for the pages people fill in. Imports no domain.
 
-The rules are the API's (``ticketing.forms``): each validator here applies the same rule to
-the field, with the same message, and leaves the cleaned, typed value in ``field.data``.
+The rules are the API's: each field is read by one of ``ticketing.schema``'s field types,
+with the same cleaning and the same message as a body field of that type, and keeps the
+cleaned, typed value in ``field.data``.
 Every form collects all its problems at once, one message per field, which the templates
 show next to the field (``problems()``).
 
@@ -14,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import marshmallow as ma
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import Field, StringField
 from wtforms.validators import StopValidation
 
 from ticketing.errors import Invalid
-from ticketing.forms import MAX_INT, FieldParser
+from ticketing.schema import Email, field_errors
 
 
 class PageForm(FlaskForm):
@@ -40,32 +42,18 @@ class PageForm(FlaskForm):
             raise Invalid(_("Some fields need attention."), errors=self.problems())
 
 
-def _rule(read: Callable[[FieldParser, str], Any]) -> Callable[[Any, Field], None]:
-    """A validator that reads the field with one of the API's rules."""
+def rule(kind: ma.fields.Field) -> Callable[[Any, Field], None]:
+    """A validator that reads the field as the API reads a body field of this ``kind``
+    (``ticketing.schema``): the same cleaning, the same messages, the same typed value."""
 
     def validate(_form: Any, field: Field) -> None:
-        raw = field.raw_data[0] if field.raw_data else None
-        parser = FieldParser({field.name: raw} if raw is not None else {})
-        value = read(parser, field.name)
-        if parser.errors:
-            raise StopValidation(parser.errors[field.name])
-        field.data = value
+        raw = field.raw_data[0] if field.raw_data else ma.missing
+        try:
+            field.data = kind.deserialize(raw)
+        except ma.ValidationError as error:
+            raise StopValidation(field_errors(error.messages).get("", "")) from None
 
     return validate
-
-
-def text(*, max_length: int = 200, required: bool = False, multiline: bool = False) -> Callable[[Any, Field], None]:
-    return _rule(lambda p, name: p.text(name, required=required, max_length=max_length, multiline=multiline))
-
-
-def email(*, required: bool = True) -> Callable[[Any, Field], None]:
-    return _rule(lambda p, name: p.email(name, required=required))
-
-
-def whole_number(
-    *, minimum: int = 0, maximum: int = MAX_INT, default: int | None = None
-) -> Callable[[Any, Field], None]:
-    return _rule(lambda p, name: p.integer(name, minimum=minimum, maximum=maximum, default=default))
 
 
 def required(message: str) -> Callable[[Any, Field], None]:
@@ -81,7 +69,7 @@ def required(message: str) -> Callable[[Any, Field], None]:
 class EmailForm(PageForm):
     """One address: "find my orders" and the "my data" request."""
 
-    email = StringField(validators=[email()])
+    email = StringField(validators=[rule(Email(required=True))])
 
 
 class ConfirmForm(PageForm):

@@ -4,7 +4,7 @@ read-back and "find my orders".
 Every refusal is a 4xx answer of the right kind (problem details for the API, a page for
 people) and leaves the database exactly as it was.
 
-Quantities: integers are parsed by ``forms.FieldParser.integer`` for HTML forms and JSON
+Quantities: integers are read by ``schema.Whole`` for HTML forms and JSON
 alike, and a form field is always text, so a JSON string of digits (``"2"``) is accepted
 the same as ``2``. Anything else that is not a whole number (``2.5``, ``2.0``, ``"two"``,
 ``true``) is refused.

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a door
 CODE_PATTERN = re.compile(f"[{CODE_ALPHABET}]{{5}}-[{CODE_ALPHABET}]{{5}}")
+MAX_ITEMS = 20  # lines per order
+MAX_QUANTITY = 50  # tickets per line
 # Amounts are 32-bit integers in the database: a total above this cannot be stored.
 MAX_ORDER_TOTAL_CENTS = 2**31 - 1
 

@@ -14,10 +14,10 @@ from werkzeug.wrappers import Response
 from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import show_live_availability, stale_holds_asked
 from ticketing.checkout import orders, stock
+from ticketing.checkout.buy_form import buy_form
 from ticketing.checkout.limits import TooManyHeld, charge_hold, check_hold_budget, order_limits
 from ticketing.checkout.links import ticket_links
 from ticketing.checkout.notify import send_order_links
-from ticketing.checkout.parsing import buy_form
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an_email

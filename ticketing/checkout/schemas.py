@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from ticketing.checkout.models import ORDER_STATUSES, TICKET_STATUSES
-from ticketing.checkout.parsing import MAX_ITEMS, MAX_QUANTITY
+from ticketing.checkout.orders import MAX_ITEMS, MAX_QUANTITY
 from ticketing.schema import Body, Email, Items, Out, Text, Time, Tolerant, Uuid, Whole
 
 LINE_SHAPE = lazy_gettext("Each item must be an object with ticket_type_id and quantity.")

@@ -1,4 +1,4 @@
-"""Reading an order from the event page's buy form (the API's body is ``checkout.schemas``).
+"""The buy form of an event page, read with the API's rules (``checkout.schemas``).
 
 Shape only: whether the event sells these tickets now is ``orders.place_order``'s to say.
 """
@@ -10,31 +10,20 @@ from typing import Any
 
 from flask_babel import gettext as _
 from wtforms import StringField
-from wtforms.validators import StopValidation
 
 from ticketing.catalog.models import Event
-from ticketing.checkout.orders import OrderItem, OrderRequest
+from ticketing.checkout.orders import MAX_QUANTITY, OrderItem, OrderRequest
+from ticketing.checkout.schemas import Postcode
 from ticketing.errors import Invalid
-from ticketing.forms import FieldParser
-from ticketing.webforms import PageForm, email, required, text, whole_number
-
-MAX_ITEMS = 20
-MAX_QUANTITY = 50
-
-
-def _parse_postcode(fields: FieldParser) -> str | None:
-    value = fields.text("postcode", max_length=16)
-    if value is not None and not all(c.isalnum() or c in " -" for c in value):
-        fields.fail("postcode", _("Use letters, digits, spaces and hyphens only."))
-        return None
-    return value
+from ticketing.schema import Email, Text, Whole
+from ticketing.webforms import PageForm, required, rule
 
 
 class BuyForm(PageForm):
-    """The buy form of an event page: the buyer's address, and the name and postcode where
-    the event asks for them; ``buy_form`` adds one ``qty-<ticket type id>`` field per type."""
+    """The buyer's address, and the name and postcode where the event asks for them;
+    ``buy_form`` adds one ``qty-<ticket type id>`` field per type."""
 
-    email = StringField(validators=[email()])
+    email = StringField(validators=[rule(Email(required=True))])
 
     def order_request(self) -> OrderRequest:
         """Every problem at once, so that the buyer fixes the form in one go."""
@@ -54,22 +43,18 @@ class BuyForm(PageForm):
         return OrderRequest(tuple(items), self.email.data, name, postcode)
 
 
-def _postcode_rule(_form: Any, field: Any) -> None:
-    parser = FieldParser({"postcode": field.data} if field.data is not None else {})
-    value = _parse_postcode(parser)
-    if parser.errors:
-        raise StopValidation(parser.errors["postcode"])
-    field.data = value
-
-
 def buy_form(event: Event, formdata: Any) -> BuyForm:
     fields: dict[str, Any] = {
-        f"qty-{ticket_type.id}": StringField(validators=[whole_number(maximum=MAX_QUANTITY, default=0)])
+        f"qty-{ticket_type.id}": StringField(validators=[rule(Whole(maximum=MAX_QUANTITY, blank=0, load_default=0))])
         for ticket_type in event.ticket_types
     }
     if event.ask_name:
-        fields["name"] = StringField(validators=[text(max_length=200), required(_("This event asks for your name."))])
+        fields["name"] = StringField(
+            validators=[rule(Text(max_length=200)), required(_("This event asks for your name."))]
+        )
     if event.ask_postcode:
-        fields["postcode"] = StringField(validators=[_postcode_rule, required(_("This event asks for your postcode."))])
+        fields["postcode"] = StringField(
+            validators=[rule(Postcode()), required(_("This event asks for your postcode."))]
+        )
     form_class = type("EventBuyForm", (BuyForm,), fields)
     return form_class(formdata=formdata)
