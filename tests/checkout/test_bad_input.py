@@ -585,3 +585,30 @@ def test_find_orders_without_csrf_token_is_a_400_page(client):
     response = client.post("/orders/find", data={"email": "known@example.org"})
 
     assert_page(response, 400)
+
+
+def test_an_order_whose_total_a_32_bit_amount_cannot_hold_is_a_422_that_writes_nothing(app, client):
+    with app.app_context():
+        event = make_event(price_cents=9_000_000, fee_cents=1_000_000, capacity=1000, max_per_order=50)
+        event_id = str(event.id)
+        for n in range(4):
+            db.session.add(
+                TicketType(
+                    event_id=event.id,
+                    name=f"Loge {n}",
+                    price_cents=9_000_000,
+                    fee_cents=1_000_000,
+                    capacity=1000,
+                    max_per_order=50,
+                )
+            )
+        db.session.commit()
+        type_ids = [str(t) for t in db.session.scalars(select(TicketType.id).where(TicketType.event_id == event.id))]
+    before = snapshot(app)
+    items = [{"ticket_type_id": type_id, "quantity": 50} for type_id in type_ids]  # 250 x 100,000.00
+
+    response = client.post("/api/v1/orders", json={"event_id": event_id, "items": items, "email": "big@example.org"})
+
+    problem = assert_problem(response, 422)
+    assert "items" in problem["errors"]
+    assert snapshot(app) == before
