@@ -153,7 +153,7 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.checkin.routes import bp as checkin_pages
     from ticketing.checkout.api import bp as checkout_api
     from ticketing.checkout.notify import render_order_paid
-    from ticketing.checkout.privacy_links import OrderLinks
+    from ticketing.checkout.person_links import OrderLinks
     from ticketing.checkout.routes import bp as checkout_pages
     from ticketing.checkout.settlement import ORDER_PAID_MAIL
     from ticketing.mail.queue import MAIL_KINDS
@@ -170,7 +170,7 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.tickets.routes import bp as ticket_pages
 
     app.extensions["guichet.payments"] = provider_from_config(app.config)
-    # Domains after the vault add what they link to a person (see privacy/links.py).
+    # Domains after the vault add what they link to a person (see privacy/person_links.py).
     app.extensions["guichet.person_links"] = [OrderLinks()]
     app.extensions["guichet.ticket_presenter"] = QrTicketPresenter()
     # The outbox holds a kind and a subject id; these render them (see mail/queue.py).

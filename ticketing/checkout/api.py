@@ -10,10 +10,10 @@ from flask_babel import gettext as _
 
 from ticketing.checkout import orders
 from ticketing.checkout.limits import charge_hold, check_hold_budget, order_limits
-from ticketing.checkout.links import ticket_links
 from ticketing.checkout.models import Order
 from ticketing.checkout.presenter import ticket_presenter
 from ticketing.checkout.schemas import NEW_ORDER, ORDER, PLACED_ORDER
+from ticketing.checkout.ticket_links import ticket_links
 from ticketing.errors import Unauthorized
 from ticketing.extensions import db, keyring
 from ticketing.mail.queue import send_queued_mail_now

@@ -16,9 +16,9 @@ from ticketing.catalog.signals import show_live_availability, stale_holds_asked
 from ticketing.checkout import orders, stock
 from ticketing.checkout.buy_form import buy_form
 from ticketing.checkout.limits import TooManyHeld, charge_hold, check_hold_budget, order_limits
-from ticketing.checkout.links import ticket_links
 from ticketing.checkout.notify import send_order_links
 from ticketing.checkout.presenter import ticket_presenter
+from ticketing.checkout.ticket_links import ticket_links
 from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an_email
 from ticketing.mail.queue import send_queued_mail_now

@@ -16,7 +16,7 @@ from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
 from ticketing.openapi import operation
 from ticketing.privacy import services
-from ticketing.privacy.links import person_links
+from ticketing.privacy.person_links import person_links
 from ticketing.privacy.schemas import ERASURE, EXPORT, ORDER_QUERY
 from ticketing.schema import respond
 from ticketing.web import bearer_token

@@ -23,7 +23,7 @@ from ticketing.crypto.keys import (
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
 from ticketing.privacy import services
-from ticketing.privacy.links import person_links
+from ticketing.privacy.person_links import person_links
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
 from ticketing.models import utcnow
 from ticketing.privacy import services
-from ticketing.privacy.links import person_links
+from ticketing.privacy.person_links import person_links
 from ticketing.privacy.vault import email_indexes, find_person_ids
 from ticketing.web import external_url
 from ticketing.webforms import ConfirmForm, EmailForm

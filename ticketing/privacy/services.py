@@ -30,8 +30,8 @@ from ticketing.crypto.keys import master_key_created_on
 from ticketing.errors import NotFound
 from ticketing.models import begin_write, new_id
 from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
-from ticketing.privacy.links import OrderOwner, PersonLinks
 from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
+from ticketing.privacy.person_links import OrderOwner, PersonLinks
 from ticketing.privacy.scrub import scrub_vault
 from ticketing.privacy.vault import find_person_ids, read_person
 from ticketing.web import api_time

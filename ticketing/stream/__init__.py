@@ -11,8 +11,8 @@ import datetime as dt
 
 from flask import Flask, current_app
 
-from ticketing.checkout.links import register_ticket_link
 from ticketing.checkout.models import Ticket
+from ticketing.checkout.ticket_links import register_ticket_link
 from ticketing.crypto.stream import stream_keys
 from ticketing.extensions import csrf, limiter
 from ticketing.stream.services import StreamPolicy, stream_link_token

@@ -18,7 +18,7 @@ from ticketing.catalog.models import Event
 from ticketing.checkout.models import Order, OrderLine, Ticket
 from ticketing.checkout.orders import CODE_PATTERN
 from ticketing.crypto import tokens_match
-from ticketing.privacy.links import OrderOwner, PersonLinks
+from ticketing.privacy.person_links import OrderOwner, PersonLinks
 from ticketing.web import api_time
 
 
