@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import cache
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, Insert, MetaData, Table, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, scoped_session
 
@@ -150,3 +152,18 @@ def forget_committed_writes(session: Session | scoped_session[Session]) -> None:
     """Start counting afresh: a request does so before it runs (tests may reuse a session)."""
     real = session() if isinstance(session, scoped_session) else session
     real.info.pop(COMMITTED_WRITE, None)
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+@cache  # built once per database and table, as the other statements are
+def insert_unless_present(dialect_name: str, table: Table) -> Insert:
+    """``INSERT INTO table ... ON CONFLICT DO NOTHING`` for this database (``sqlite`` or
+    ``postgresql``): a row that a unique index already holds (a retried request, a webhook
+    delivered twice, a second admission) is not inserted.
+
+    The one place where Guichet's SQL differs between the two databases: both run the same
+    statement, but SQLAlchemy offers it only through each dialect's own ``insert``.
+    """
+    return _INSERTS[dialect_name](table).on_conflict_do_nothing()

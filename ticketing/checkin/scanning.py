@@ -21,12 +21,11 @@ from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from ticketing.catalog.models import TicketType
-from ticketing.checkin.dialects import insert_unless_present
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Order, Ticket
 from ticketing.crypto import KeyRing, hash_token
 from ticketing.errors import Unauthorized
-from ticketing.models import begin_write
+from ticketing.models import begin_write, insert_unless_present
 from ticketing.tickets.payload import InvalidPayload, check_ticket, read_ticket
 from ticketing.tickets.services import verification_key
 

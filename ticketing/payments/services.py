@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ticketing.catalog.models import Event, Organizer, TicketType
@@ -33,7 +32,7 @@ from ticketing.checkout.settlement import (
 )
 from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
 from ticketing.mail.queue import enqueue_mail
-from ticketing.models import begin_write
+from ticketing.models import begin_write, insert_unless_present
 from ticketing.payments.models import PaymentEvent, Refund
 from ticketing.payments.stripe import PaymentProviderError, RefundResult
 
@@ -65,27 +64,20 @@ class EventOutcome:
     refund_ids: list[uuid.UUID] = field(default_factory=list)
 
 
-def _insert_ignoring_duplicate(session: Session, model: type[Any]) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
-
-
-# Built once per dialect: every webhook delivery runs it first. The primary key on the
-# event id makes a repeat (or a concurrent twin) insert nothing and return no row.
-RECORD_EVENT = {
-    name: dialect.insert(PaymentEvent.__table__)
-    .values(
-        id=bindparam("event_id"),
-        provider=bindparam("provider"),
-        type=bindparam("event_type"),
-        order_id=bindparam("order_id"),
-        received_at=bindparam("now"),
+def _record_event(dialect_name: str) -> Any:
+    """The primary key on the event id makes a repeat (or a concurrent twin) insert nothing
+    and return no row."""
+    return (
+        insert_unless_present(dialect_name, PaymentEvent.__table__)
+        .values(
+            id=bindparam("event_id"),
+            provider=bindparam("provider"),
+            type=bindparam("event_type"),
+            order_id=bindparam("order_id"),
+            received_at=bindparam("now"),
+        )
+        .returning(PaymentEvent.__table__.c.id)
     )
-    .on_conflict_do_nothing(index_elements=["id"])
-    .returning(PaymentEvent.__table__.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
 
 
 def _order_id_of(obj: Mapping[str, Any]) -> uuid.UUID | None:
@@ -119,7 +111,7 @@ def handle_event(session: Session, provider: str, event: Mapping[str, Any], now:
     begin_write(session)
     connection = session.connection()
     recorded = connection.execute(
-        RECORD_EVENT[connection.dialect.name],
+        _record_event(connection.dialect.name),
         {"event_id": event_id, "provider": provider, "event_type": event_type[:64], "order_id": order_id, "now": now},
     ).first()
     if recorded is None:
@@ -215,8 +207,7 @@ def _create_refund(
 ) -> uuid.UUID:
     refund_id = uuid.uuid4()
     session.execute(
-        _insert_ignoring_duplicate(session, Refund)
-        .values(
+        insert_unless_present(session.get_bind().dialect.name, Refund.__table__).values(
             id=refund_id,
             order_id=order.id,
             event_id=order.event_id,
@@ -230,7 +221,6 @@ def _create_refund(
             created_at=now,
             decided_at=now if status != "awaiting_choice" else None,
         )
-        .on_conflict_do_nothing(index_elements=["order_id"])
     )
     existing = session.execute(select(Refund.id).where(Refund.order_id == order.id)).scalar_one()
     return existing
