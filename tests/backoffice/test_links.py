@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 
 import pytest
 
-from tests.backoffice.helpers import LINK, PASSWORD, log_in, make_venue
+from tests.backoffice.helpers import PASSWORD, last_mail, link_in, log_in, make_venue
 from tests.conftest import csrf_token, outbox, post_form
 from tests.privacy.test_no_personal_data_outside_vault import raw_database_bytes
 from ticketing.backoffice import services
@@ -18,18 +16,6 @@ from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
 
 NEW_PASSWORD = "the invitee's own password"
-
-
-def last_mail(app) -> email.message.EmailMessage:  # type: ignore[name-defined]
-    messages = outbox(app)
-    assert messages, "no mail in the outbox"
-    return email.message_from_bytes(messages[-1].read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
-
-
-def link_in(message) -> str:  # type: ignore[no-untyped-def]
-    match = LINK.search(message.get_body(("plain",)).get_content())
-    assert match, "no back-office link in the mail"
-    return f"/manage/link/{match.group(1)}"
 
 
 def set_password(client, link: str, password: str = NEW_PASSWORD, **extra: str):  # type: ignore[no-untyped-def]
