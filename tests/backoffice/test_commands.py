@@ -72,3 +72,18 @@ def test_the_demo_link_names_an_ipv6_address_in_brackets(runner):
 
     assert result.exit_code == 0, result.output
     assert LOGIN_LINK.search(result.output).group(1).startswith("http://[fe80::1]:5000/manage/link/")
+
+
+def test_an_operator_prints_a_new_link_for_a_locked_out_owner(app, runner):
+    created = runner.invoke(args=["create-organizer", "Salle", "--owner-email", "solo@venue.example"])
+    first = LOGIN_LINK.search(created.output).group(1)
+    follow(app, first)
+
+    result = runner.invoke(args=["staff-login-link", "SOLO@venue.example", "--turn-off-totp"])
+    link = LOGIN_LINK.search(result.output).group(1)
+    used, owner = follow(app, link, "a password found again")
+    unknown = runner.invoke(args=["staff-login-link", "nobody@venue.example"])
+
+    assert result.exit_code == 0, result.output
+    assert used.status_code == 302 and owner.get("/manage/").status_code == 200
+    assert unknown.exit_code != 0 and "no staff account has this address" in unknown.output

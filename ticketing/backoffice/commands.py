@@ -21,6 +21,7 @@ DEMO_OWNER_EMAIL = "demo-owner@guichet.invalid"
 
 def register(app: Flask) -> None:
     app.cli.add_command(replace_api_token)
+    app.cli.add_command(staff_login_link)
 
 
 def owner_login_token(organizer_id: uuid.UUID, email: str, now: dt.datetime) -> str:
@@ -61,3 +62,24 @@ def replace_api_token(organizer: str, label: str) -> None:
         raise click.ClickException(error.message) from None
     click.echo(f"Organiser {found.name!r} (id {found.id}): {revoked} token(s) revoked.")
     click.echo(f"New API token (store it now, it is not shown again): {token}")
+
+
+@click.command("staff-login-link")
+@with_appcontext
+@click.argument("email")
+@click.option("--turn-off-totp", is_flag=True, help="Also turn off the account's second factor (a lost phone).")
+def staff_login_link(email: str, turn_off_totp: bool) -> None:
+    """Print a new one-time link (24 hours) for the staff account of EMAIL, to choose a
+    password: an owner whose first link expired, or the last owner locked out. Every
+    older link of the account stops working."""
+    staff = services.find_staff_by_email(db.session, keyring(), email)
+    db.session.rollback()
+    if staff is None:
+        raise click.ClickException("no staff account has this address")
+    if turn_off_totp:
+        services.disable_totp(db.session, staff.id)
+    purpose = "invite" if staff.status == "invited" else "reset"
+    token = services.issue_link(db.session, staff.id, purpose, utcnow(), services.FIRST_LOGIN_LIFETIME)
+    click.echo(f"One-time link for staff {staff.id} (valid 24 hours): {login_link(token)}")
+    if not current_app.config["BASE_URL"]:
+        click.echo("  (TICKETING_BASE_URL is not set: check that the link names the site's address)")
