@@ -24,6 +24,7 @@ from ticketing.checkout.stock import release_expired_holds
 from ticketing.crypto.keys import key_environ
 from ticketing.errors import GuichetError
 from ticketing.extensions import db, keyring
+from ticketing.forms import EMAIL_PATTERN
 from ticketing.mail.queue import (
     MAX_ATTEMPTS,
     DeliveryReport,
@@ -72,6 +73,8 @@ def create_organizer_command(name: str, owner_email: str) -> None:
     from ticketing.backoffice.commands import login_link, owner_login_token
     from ticketing.backoffice.services import find_staff_by_email
 
+    if not EMAIL_PATTERN.match(owner_email.strip()):
+        raise click.ClickException("--owner-email must be an email address, like owner@example.org")
     if find_staff_by_email(db.session, keyring(), owner_email) is not None:
         raise click.ClickException("this address already has a staff account")
     db.session.rollback()

@@ -46,8 +46,13 @@ def test_create_organizer_needs_an_owner_and_takes_no_password(runner):
     without_owner = runner.invoke(args=["create-organizer", "Salle"])
     with_password = runner.invoke(args=["create-organizer", "Salle", "--owner-email", "a@b.example", "--password", "x"])
 
+    bad_address = runner.invoke(args=["create-organizer", "Salle", "--owner-email", "not an address"])
+    listed = runner.invoke(args=["replace-api-token", "Salle"])
+
     assert without_owner.exit_code != 0 and "--owner-email" in without_owner.output
     assert with_password.exit_code != 0 and "No such option" in with_password.output
+    assert bad_address.exit_code != 0 and "must be an email address" in bad_address.output
+    assert "No organiser has this id or name." in listed.output  # nothing was half-created
 
 
 def test_the_demo_prints_a_working_owner_link_on_its_own_address_each_run(app, runner):
