@@ -115,6 +115,8 @@ class BaseConfig:
         # believed, that many hops deep; with 0 a client's X-Forwarded-For is ignored.
         self.TRUSTED_PROXIES = _int(env, "TICKETING_TRUSTED_PROXIES", 0)
         self.RATELIMIT_ENABLED = _flag(env.get("TICKETING_RATELIMIT_ENABLED"), True)
+        # A back-office login ends after this long without a request (and 12 hours after it began).
+        self.STAFF_IDLE_MINUTES = _int(env, "TICKETING_STAFF_IDLE_MINUTES", 60)
         self.LOG_LEVEL = (env.get("TICKETING_LOG_LEVEL") or "INFO").upper()
         self.SESSION_COOKIE_SECURE = _flag(env.get("TICKETING_SECURE_COOKIES"), self.REQUIRE_KEYS_FROM_ENV)
         # No pre-ping: it costs a round trip per request. A connection that died with the
@@ -152,6 +154,8 @@ class BaseConfig:
             raise ConfigError("TICKETING_TRUSTED_PROXIES must be between 0 and 5 (the proxies in front of the app)")
         if self.HOLD_MINUTES < 1 or self.HOLD_MINUTES > 24 * 60:
             raise ConfigError("TICKETING_HOLD_MINUTES must be between 1 and 1440")
+        if not 5 <= self.STAFF_IDLE_MINUTES <= 720:
+            raise ConfigError("TICKETING_STAFF_IDLE_MINUTES must be between 5 and 720")
         if self.MAX_RETENTION_DAYS < 1 or self.MAX_RETENTION_DAYS > 3650:
             raise ConfigError("TICKETING_MAX_RETENTION_DAYS must be between 1 and 3650")
         for name in ("STREAM_OPENS_MINUTES", "STREAM_GRACE_MINUTES"):

@@ -412,8 +412,9 @@ def werkzeug_record(request_line: str) -> logging.LogRecord:
         ("GET /orders/K7Q2M-9XDAB/s3cr3t-T0ken_value?lang=fr HTTP/1.1", "/orders/K7Q2M-9XDAB/[token]"),
         ("GET /orders/k7q2m-9xdab/s3cr3t-T0ken_value HTTP/1.1", "/orders/k7q2m-9xdab/[token]"),
         ("GET /orders/K7Q2M-9XDAB/%73%33cr3t-T0ken_value HTTP/1.1", "/orders/K7Q2M-9XDAB/[token]"),
+        ("POST /manage/link/s3cr3t-T0ken_value HTTP/1.1", "/manage/link/[token]"),
     ],
-    ids=["order", "payment", "query", "lowercase-code", "percent-encoded-token"],
+    ids=["order", "payment", "query", "lowercase-code", "percent-encoded-token", "staff-link"],
 )
 def test_redact_secret_paths_cuts_the_token_out_of_a_record(line, kept):
     record = werkzeug_record(line)

@@ -25,7 +25,7 @@ def test_begin_write_refuses_a_transaction_that_wrote_and_commits_nothing_of_it(
 
 def test_begin_write_refuses_unflushed_changes(app):
     with app.app_context():
-        db.session.add(Organizer(name="Pending", api_token_hash="x" * 64))
+        db.session.add(Organizer(name="Pending"))
 
         with pytest.raises(WriteInOpenTransaction):
             begin_write(db.session)

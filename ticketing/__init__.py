@@ -146,7 +146,7 @@ def _select_locale() -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from ticketing import stream
+    from ticketing import backoffice, stream
     from ticketing.catalog.api import bp as catalog_api
     from ticketing.catalog.routes import bp as catalog_pages
     from ticketing.checkin.api import bp as checkin_api
@@ -185,6 +185,16 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
         app.register_blueprint(blueprint)
     stream.init_app(app)
+    backoffice.init_app(app)
+    app.teardown_request(_mark_api_tokens_used)
+
+
+def _mark_api_tokens_used(_error: BaseException | None) -> None:
+    """An API token's last use is written after its request, apart from its work."""
+    from ticketing.catalog.services import mark_api_tokens_used
+
+    if db.session.registry.has():
+        mark_api_tokens_used(db.session())
 
 
 def _trust_proxies(app: Flask) -> None:

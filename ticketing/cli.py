@@ -17,11 +17,14 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
+from ticketing.backoffice.commands import register as register_backoffice_commands
 from ticketing.catalog.models import Event, Organizer, TicketType
-from ticketing.catalog.services import create_organizer
+from ticketing.catalog.services import create_organizer, update_organizer_settings
 from ticketing.checkout.stock import release_expired_holds
 from ticketing.crypto.keys import key_environ
+from ticketing.errors import GuichetError
 from ticketing.extensions import db, keyring
+from ticketing.forms import EMAIL_PATTERN
 from ticketing.mail.queue import (
     MAX_ATTEMPTS,
     DeliveryReport,
@@ -39,6 +42,13 @@ from ticketing.worker import work
 
 DEMO_ORGANIZER = "Demo venue (Guichet)"
 DEMO_DEVICE = "Demo door"
+DEMO_SETTINGS = {
+    "name": DEMO_ORGANIZER,
+    "contact_email": "contact@guichet.invalid",
+    "legal_name": "Association Les Ondes du Canal (demo)",
+    "postal_address": "12 quai de la Daurade\n31000 Toulouse\nFrance",
+    "support_text": "Questions about your tickets? Write to us; we answer within two days.",
+}
 
 
 def register_commands(app: Flask) -> None:
@@ -47,6 +57,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(expire_holds)
     app.cli.add_command(generate_keys)
     register_privacy_commands(app)
+    register_backoffice_commands(app)
     app.cli.add_command(rotate_signing_key)
     app.cli.add_command(process_refunds)
     app.cli.add_command(reconcile_payments)
@@ -57,10 +68,27 @@ def register_commands(app: Flask) -> None:
 @click.command("create-organizer")
 @with_appcontext
 @click.argument("name")
-def create_organizer_command(name: str) -> None:
-    """Create an organiser and print their API token (shown once; only its hash is kept)."""
-    organizer, token = create_organizer(db.session, name, utcnow())
+@click.option("--owner-email", required=True, help="The first owner's address (their back-office login).")
+def create_organizer_command(name: str, owner_email: str) -> None:
+    """Create an organiser and its first owner; print the owner's one-time login link (they
+    choose their password there, valid 24 hours) and an API token (both shown once)."""
+    from ticketing.backoffice.commands import login_link, owner_login_token
+    from ticketing.backoffice.services import find_staff_by_email
+
+    if not EMAIL_PATTERN.match(owner_email.strip()):
+        raise click.ClickException("--owner-email must be an email address, like owner@example.org")
+    if find_staff_by_email(db.session, keyring(), owner_email) is not None:
+        raise click.ClickException("this address already has a staff account")
+    db.session.rollback()
+    try:
+        organizer, token = create_organizer(db.session, name, utcnow())
+        link = login_link(owner_login_token(organizer.id, owner_email, utcnow()))
+    except GuichetError as error:
+        raise click.ClickException(error.message) from None
     click.echo(f"Organiser {organizer.name!r} created (id {organizer.id}).")
+    click.echo(f"Owner's one-time login link (valid 24 hours, to choose a password): {link}")
+    if not current_app.config["BASE_URL"]:
+        click.echo("  (TICKETING_BASE_URL is not set: check that the link names the site's address)")
     click.echo(f"API token (store it now, it is not shown again): {token}")
 
 
@@ -317,6 +345,7 @@ def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
     token = None
     if organizer is None:
         organizer, token = create_organizer(db.session, DEMO_ORGANIZER, now)
+        update_organizer_settings(db.session, organizer.id, DEMO_SETTINGS, now)
     events = list(db.session.execute(select(Event).where(Event.organizer_id == organizer.id)).scalars())
     if events:
         return organizer, token, events
@@ -435,7 +464,14 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     if token:
         click.echo(f"Demo organiser API token (shown once): {token}")
     else:
-        click.echo("Demo organiser exists; `flask --app wsgi create-organizer NAME` makes a new API token.")
+        click.echo("Demo organiser exists; `flask --app wsgi replace-api-token ORGANIZER` makes a new API token.")
+    from ticketing.backoffice.commands import DEMO_OWNER_EMAIL, login_link, owner_login_token
+
+    # The link names the address the demo answers (an IPv6 one in brackets; for "every
+    # address", localhost).
+    owner_link = login_link(
+        owner_login_token(organizer.id, DEMO_OWNER_EMAIL, utcnow()), f"http://{name or 'localhost'}:{port}"
+    )
     click.echo(f"\n  Events:      {base}/")
     for event in events:
         click.echo(f"  {event.title}: {base}/events/{event.id}")
@@ -443,7 +479,8 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     click.echo(f"  Mail outbox: {current_app.instance_path}/outbox/")
     device_token = seed_demo_device(organizer, events, utcnow())
     click.echo(f"  Door scanner (paired demo device): {base}/door#token={device_token}")
-    click.echo("  (the token is in the fragment: the browser keeps it, the server never logs it)\n")
+    click.echo("  (the token is in the fragment: the browser keeps it, the server never logs it)")
+    click.echo(f"  Back office (demo owner {DEMO_OWNER_EMAIL}, one-time link, valid 24 hours): {owner_link}\n")
     if not no_serve:
         # Flask.run() refuses to run inside a ``flask`` command; the server it wraps does not.
         run_simple(host, port, current_app._get_current_object(), threaded=True)

@@ -65,11 +65,11 @@ csrf = CSRFProtect()
 babel = Babel()
 limiter = Limiter(key_func=client_fingerprint, headers_enabled=True)
 
-# The blueprints that carry a rate limit (``@limiter.limit``): orders, the email forms
-# and door pairing. Every other request skips the limiter at its first test instead of
-# resolving limits it does not have. A limit added to another blueprint must add that
-# blueprint here (a test checks it).
-LIMITED_BLUEPRINTS = frozenset({"checkout", "checkout_api", "privacy", "checkin_api"})
+# The blueprints that carry a rate limit (``@limiter.limit``): orders, the email forms,
+# door pairing, and the back office's login and password forms. Every other request skips
+# the limiter at its first test instead of resolving limits it does not have. A limit
+# added to another blueprint must add that blueprint here (a test checks it).
+LIMITED_BLUEPRINTS = frozenset({"checkout", "checkout_api", "privacy", "checkin_api", "backoffice"})
 
 
 @limiter.request_filter

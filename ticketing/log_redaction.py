@@ -19,12 +19,14 @@ SECRET_PATH = re.compile(r"(/(?:(?:orders|pay/demo|pay/stripe)/[^/\s?\"]{1,48}|r
 PRIVACY_LINK = re.compile(r"(/privacy/my-data/)[^\s?\"/]+")
 # Stream links carry their token first: /watch/<token>/...
 WATCH_PATH = re.compile(r"(/watch/)[^/\s?\"]+")
+# The back office's one-time links (invitations, password resets): /manage/link/<token>
+STAFF_LINK = re.compile(r"(/manage/link/)[^/\s?\"]+")
 # Request log lines (werkzeug's, gunicorn's default format) begin with the client address.
 CLIENT_ADDRESS = re.compile(r"^[0-9A-Fa-f:.%\[\]]+ - ")
 
 
 def _redact(text: str) -> str:
-    for pattern in (SECRET_PATH, PRIVACY_LINK, WATCH_PATH):
+    for pattern in (SECRET_PATH, PRIVACY_LINK, WATCH_PATH, STAFF_LINK):
         text = pattern.sub(r"\1[token]", text)
     return text
 

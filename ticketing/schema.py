@@ -399,12 +399,19 @@ def load(schema: ma.Schema, *, before_refusing: Callable[[], object] | None = No
     every refused field. ``before_refusing`` runs before either, so that a request that
     also lacks credentials is told that first (it raises the 401)."""
     try:
-        return schema.load(json_body())
-    except (BadRequest, ma.ValidationError) as error:
+        return read(schema, json_body())
+    except (BadRequest, Invalid):
         if before_refusing is not None:
             before_refusing()
-        if isinstance(error, BadRequest):
-            raise
+        raise
+
+
+def read(schema: ma.Schema, values: Any) -> Any:
+    """``values`` (a parsed body, a form's fields, a command's arguments) read by
+    ``schema``: ``Invalid`` (422) naming every refused field."""
+    try:
+        return schema.load(values)
+    except ma.ValidationError as error:
         errors = field_errors(error.messages)
         detail = errors.get("") or str(getattr(schema, "detail", Body.detail))
         raise Invalid(detail, errors=errors) from None

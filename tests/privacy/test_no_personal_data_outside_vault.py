@@ -11,10 +11,13 @@ import logging
 import re
 from pathlib import Path
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 
+from tests.backoffice.helpers import last_mail, link_in, log_in, make_venue, turn_on_totp
 from tests.conftest import post_form, published_event, queued_mail
+from ticketing.backoffice.models import StaffMember
 from ticketing.extensions import db
 
 MARKERS = ["Zq7Marker.Buyer@Example.ORG", "Zorblax Quintavalle", "ZQ-7731"]
@@ -104,3 +107,49 @@ def test_purchase_leaves_no_personal_data_or_token_outside_the_vault(app, client
             assert spelling not in stored, f"{marker!r} found in the database"
             assert spelling.decode("utf-8", "ignore") not in logged, f"{marker!r} found in the logs"
     assert b"Zorblax" not in stored and "Zorblax" not in logged
+
+
+STAFF_MARKERS = ["Zq7Marker.Staff@Example.ORG", "Zorblax Staffington"]
+
+
+def test_staff_accounts_leave_no_email_name_password_or_link_outside_the_vault(app, client, caplog):
+    """An owner invites a member who accepts with a name, logs in, turns on a second
+    factor, asks for a password reset, and is removed: none of their email, name,
+    password, link tokens or TOTP seed reaches a table outside the vault or a log."""
+    caplog.set_level(logging.DEBUG)
+    staff_email, staff_name = STAFF_MARKERS
+    password = "Zq7 the member's password"
+    venue = make_venue(app)
+    owner = app.test_client()
+    log_in(owner, venue.owner.email)
+
+    post_form(owner, "/manage/staff", "/manage/staff/invite", {"email": staff_email, "role": "manager"})
+    invitation = link_in(last_mail(app))
+    member = app.test_client()
+    post_form(
+        member,
+        invitation,
+        invitation,
+        {"display_name": staff_name, "password": password, "password_again": password},
+    )
+    seed = turn_on_totp(member)
+    post_form(app.test_client(), "/manage/password/forgot", "/manage/password/forgot", {"email": staff_email})
+    reset = link_in(last_mail(app))
+    staff_page = owner.get("/manage/staff").get_data(as_text=True)
+    stored_while_active = raw_database_bytes(app)
+    with app.app_context():
+        member_id = db.session.execute(
+            sa.select(StaffMember.id).where(StaffMember.id.not_in([venue.manager.id]), StaffMember.role == "manager")
+        ).scalar_one()
+    post_form(owner, "/manage/staff", f"/manage/staff/{member_id}/remove", {})
+    stored_after_removal = raw_database_bytes(app)
+
+    assert staff_email in staff_page and staff_name in staff_page  # the test saw them on purpose
+    assert pyotp.TOTP(seed).now().isdigit()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    secrets = [*STAFF_MARKERS, password, seed, invitation.rsplit("/", 1)[1], reset.rsplit("/", 1)[1]]
+    for marker in secrets:
+        for spelling in variants(marker):
+            assert spelling not in stored_while_active, f"{marker!r} found in the database"
+            assert spelling not in stored_after_removal, f"{marker!r} found in the database after removal"
+            assert spelling.decode("utf-8", "ignore") not in logged, f"{marker!r} found in the logs"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ticketing.models import Base, UTCDateTime, new_id, utcnow
@@ -18,12 +18,53 @@ STREAM_ACCESS_MODES = ("gate", "signed_url")
 
 
 class Organizer(Base):
+    """Who sells, and who holds the buyers' data (the data controller).
+
+    The settings below are published on every event page, order page, mail and the privacy
+    page (a buyer must see who sells and who holds their data), so they are plain columns,
+    not vault records: they are an organisation's public details, not a buyer's data.
+    """
+
     __tablename__ = "organizer"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    # The public name, shown to buyers.
     name: Mapped[str] = mapped_column(String(200))
-    api_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    legal_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    postal_address: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    support_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Every staff member must log in with a second factor (read by the back office).
+    require_staff_totp: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def controller_name(self) -> str:
+        """Who holds the buyers' data: the legal name, or the public name until one is set."""
+        return self.legal_name or self.name
+
+
+class ApiToken(Base):
+    """An organiser's API token: only its hash is kept; revoked tokens stay listed.
+
+    Every organiser-authenticated API route accepts any live token of the organiser
+    (``catalog.services.authenticate_organizer``).
+    """
+
+    __tablename__ = "api_token"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizer.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Marked at most once an hour (``LAST_USED_PRECISION``): a day is what an owner asks.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None
 
 
 class Event(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,11 +15,12 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import exists, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from ticketing.catalog.models import (
     DEFAULT_RETENTION_DAYS,
+    ApiToken,
     Event,
     Organizer,
     TicketType,
@@ -26,7 +28,10 @@ from ticketing.catalog.models import (
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import timezone_or_none
-from ticketing.models import begin_write
+from ticketing.models import begin_write, utcnow
+from ticketing.schema import Body, Email, Text, read
+
+log = logging.getLogger(__name__)
 
 CURRENCIES = ("EUR", "CHF", "GBP", "USD", "CAD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK")
 MAX_CAPACITY = 1_000_000
@@ -38,6 +43,10 @@ STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # of now, either side: far beyond any real sale, and far from the calendar's edge, where
 # adding a retention period or a time zone overflows.
 DATE_RANGE = dt.timedelta(days=3653)
+FIRST_TOKEN_LABEL = "First token"  # noqa: S105 - a label, not a secret
+# How finely an API token's last use is kept: marking it costs a write, so at most one an hour.
+LAST_USED_PRECISION = dt.timedelta(hours=1)
+TOKENS_TO_MARK = "guichet_api_tokens_used"
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,8 @@ def sale_state(ticket_type: _OnSale, event: _EventWindow, now: dt.datetime) -> S
 
 
 def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Organizer, str]:
-    """Return the organiser and their API token; the token is shown once, only its hash kept."""
+    """Return the organiser and their first API token; the token is shown once, only its
+    hash kept."""
     name = name.strip()
     if not name or len(name) > 200:
         raise Invalid(
@@ -104,18 +114,188 @@ def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Org
         )
     token = new_token()
     with _writing(session):
-        organizer = Organizer(name=name, api_token_hash=hash_token(token), created_at=now)
+        organizer = Organizer(name=name, created_at=now)
         session.add(organizer)
+        session.flush()
+        session.add(
+            ApiToken(organizer_id=organizer.id, label=FIRST_TOKEN_LABEL, token_hash=hash_token(token), created_at=now)
+        )
         session.commit()
     return organizer, token
 
 
-def authenticate_organizer(session: Session, token: str | None) -> Organizer:
+def authenticate_organizer(session: Session, token: str | None, now: dt.datetime | None = None) -> Organizer:
+    """The organiser whose live API token this is (any of them); 401 otherwise.
+
+    A token whose last use is older than ``LAST_USED_PRECISION`` is noted in the session
+    and marked once the request is over (``mark_api_tokens_used``), in a transaction of its
+    own: the mark never joins, or counts as, the request's unit of work, and most calls
+    cost the one SELECT.
+    """
     if not token:
         raise Unauthorized(_("Send the organiser API token as 'Authorization: Bearer <token>'."))
-    organizer = session.execute(select(Organizer).where(Organizer.api_token_hash == hash_token(token))).scalar()
-    if organizer is None:
+    row = session.execute(
+        select(Organizer, ApiToken.id, ApiToken.last_used_at)
+        .join(ApiToken, ApiToken.organizer_id == Organizer.id)
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None:
         raise Unauthorized(_("This API token is not valid."), code="invalid_token")
+    organizer, token_id, last_used_at = row
+    now = now or utcnow()
+    if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
+        session.info.setdefault(TOKENS_TO_MARK, {})[token_id] = now
+    return organizer
+
+
+def mark_api_tokens_used(session: Session) -> None:
+    """After a request: record when its API token was used, on a connection of its own.
+    A failure (the database gone) only loses the mark, never the request's answer."""
+    pending = session.info.pop(TOKENS_TO_MARK, None)
+    if not pending:
+        return
+    try:
+        with session.get_bind().begin() as connection:
+            for token_id, now in pending.items():
+                connection.execute(
+                    update(ApiToken)
+                    .where(ApiToken.id == token_id)
+                    .where(ApiToken.last_used_at.is_(None) | (ApiToken.last_used_at <= now - LAST_USED_PRECISION))
+                    .values(last_used_at=now)
+                )
+    except SQLAlchemyError as error:
+        log.warning("API token last use not recorded: %s", type(error).__name__)
+
+
+def organizer_id_for_token(session: Session, token_hash: str) -> uuid.UUID | None:
+    """The organiser of a live API token, by the token's hash (for routes that also accept
+    other kinds of token, like check-in stats)."""
+    return session.execute(
+        select(ApiToken.organizer_id).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+    ).scalar()
+
+
+def list_api_tokens(session: Session, organizer_id: uuid.UUID) -> list[ApiToken]:
+    """Live tokens first, newest first; revoked ones stay listed (when, and their label)."""
+    return list(
+        session.execute(
+            select(ApiToken)
+            .where(ApiToken.organizer_id == organizer_id)
+            .order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc())
+        ).scalars()
+    )
+
+
+class _TokenLabel(Body):
+    label = Text(max_length=100, required=True)
+
+
+class OrganizerSettings(Body):
+    """The organiser's public details (forms and commands alike)."""
+
+    name = Text(max_length=200, required=True)
+    contact_email = Email(blank="", load_default="")
+    legal_name = Text(max_length=200, blank="", load_default="")
+    postal_address = Text(max_length=500, multiline=True, blank="", load_default="")
+    support_text = Text(max_length=2000, multiline=True, blank="", load_default="")
+
+
+TOKEN_LABEL = _TokenLabel()
+ORGANIZER_SETTINGS = OrganizerSettings()
+
+
+def _token_label(label: str | None) -> str:
+    return read(TOKEN_LABEL, {"label": label})["label"]
+
+
+def create_api_token(session: Session, organizer_id: uuid.UUID, label: str, now: dt.datetime) -> tuple[ApiToken, str]:
+    """A new token for the organiser; the token itself is returned once, only its hash kept."""
+    label = _token_label(label)
+    token = new_token()
+    with _writing(session):
+        api_token = ApiToken(organizer_id=organizer_id, label=label, token_hash=hash_token(token), created_at=now)
+        session.add(api_token)
+        session.commit()
+    return api_token, token
+
+
+def revoke_api_token(session: Session, organizer_id: uuid.UUID, token_id: str, now: dt.datetime) -> ApiToken:
+    """Revoke one of the organiser's tokens (another organiser's answers 404)."""
+    wanted = parse_uuid(token_id, _("No such API token."))
+    with _writing(session):
+        api_token = session.get(ApiToken, wanted)
+        if api_token is None or api_token.organizer_id != organizer_id:
+            raise NotFound(_("No such API token."))
+        if api_token.revoked_at is None:
+            api_token.revoked_at = now
+        session.commit()
+    return api_token
+
+
+def replace_api_tokens(session: Session, organizer_id: uuid.UUID, label: str, now: dt.datetime) -> tuple[int, str]:
+    """For a lost token: revoke every live token of the organiser and issue one new one.
+    Returns how many were revoked, and the new token (shown once)."""
+    label = _token_label(label)
+    token = new_token()
+    with _writing(session):
+        revoked = session.execute(
+            update(ApiToken)
+            .where(ApiToken.organizer_id == organizer_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        session.add(ApiToken(organizer_id=organizer_id, label=label, token_hash=hash_token(token), created_at=now))
+        session.commit()
+    return revoked, token
+
+
+def find_organizer(session: Session, id_or_name: str) -> Organizer:
+    """An organiser named on the command line: by id, or by its exact name when only one has it."""
+    try:
+        found = session.get(Organizer, uuid.UUID(id_or_name))
+    except ValueError:
+        found = None
+    if found is not None:
+        return found
+    matches = list(session.execute(select(Organizer).where(Organizer.name == id_or_name.strip()).limit(2)).scalars())
+    if len(matches) != 1:
+        raise NotFound(
+            _("No organiser has this id or name.")
+            if not matches
+            else _("Several organisers have this name; use the id.")
+        )
+    return matches[0]
+
+
+SETTINGS_FIELDS = ("name", "contact_email", "legal_name", "postal_address", "support_text")
+
+
+def parse_organizer_settings(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The organiser's public details, with every problem at once."""
+    return dict(read(ORGANIZER_SETTINGS, {name: payload.get(name) for name in SETTINGS_FIELDS}))
+
+
+def update_organizer_settings(
+    session: Session, organizer_id: uuid.UUID, payload: Mapping[str, Any], now: dt.datetime
+) -> Organizer:
+    values = parse_organizer_settings(payload)
+    with _writing(session):
+        organizer = session.get(Organizer, organizer_id, populate_existing=True)
+        if organizer is None:
+            raise NotFound(_("No such organiser."))
+        for name, value in values.items():
+            setattr(organizer, name, value)
+        session.commit()
+    return organizer
+
+
+def set_staff_totp_requirement(session: Session, organizer_id: uuid.UUID, required: bool) -> Organizer:
+    with _writing(session):
+        organizer = session.get(Organizer, organizer_id, populate_existing=True)
+        if organizer is None:
+            raise NotFound(_("No such organiser."))
+        organizer.require_staff_totp = required
+        session.commit()
     return organizer
 
 

@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ticketing.catalog.models import Event, Organizer
+from ticketing.catalog.models import Event
+from ticketing.catalog.services import organizer_id_for_token
 from ticketing.checkin.devices import device_event
 from ticketing.checkin.models import Device, Scan
 from ticketing.checkout.models import Order, Ticket
@@ -40,15 +41,11 @@ def authorise_stats(session: Session, token: str | None, event_id: str) -> Event
     device = session.execute(select(Device).where(Device.token_hash == hashed)).scalar()
     if device is not None and device.revoked_at is None:
         return device_event(session, device, event_id)
-    event = session.execute(
-        select(Event)
-        .join(Organizer, Organizer.id == Event.organizer_id)
-        .where(Event.id == wanted, Organizer.api_token_hash == hashed)
-    ).scalar()
-    if event is None:
-        organizer = session.execute(select(Organizer.id).where(Organizer.api_token_hash == hashed)).scalar()
-        if organizer is None:
-            raise Unauthorized(_("This token is not valid."), code="invalid_token")
+    organizer_id = organizer_id_for_token(session, hashed)
+    if organizer_id is None:
+        raise Unauthorized(_("This token is not valid."), code="invalid_token")
+    event = session.get(Event, wanted)
+    if event is None or event.organizer_id != organizer_id:
         raise NotFound(_("No such event (or not yours)."))
     return event
 

@@ -11,7 +11,7 @@ from ticketing.crypto.envelope import (
     unwrap_data_key,
     wrap_data_key,
 )
-from ticketing.crypto.index import blind_index, normalise_email
+from ticketing.crypto.index import BUYER_EMAIL, STAFF_EMAIL, blind_index, normalise_email
 from ticketing.crypto.keys import KeyRing, generate_key_file, load_keyring, new_key_values
 from ticketing.crypto.signing import (
     new_signing_key_value,
@@ -22,6 +22,8 @@ from ticketing.crypto.signing import (
 from ticketing.crypto.tokens import derive_access_token, hash_token, new_token, tokens_match
 
 __all__ = [
+    "BUYER_EMAIL",
+    "STAFF_EMAIL",
     "DecryptionFailed",
     "KeyRing",
     "blind_index",

@@ -16,5 +16,15 @@ def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFC", email.strip()).casefold()
 
 
-def blind_index(key: bytes, email: str) -> bytes:
-    return hmac.new(key, b"email|" + normalise_email(email).encode("utf-8"), hashlib.sha256).digest()
+# What an index is for. Buyers' addresses and staff logins are indexed apart: the same
+# mailbox gives two unrelated values, so no buyer's lookup ("my data", "find my orders")
+# can ever reach a staff account, whatever the query.
+BUYER_EMAIL = "email"
+STAFF_EMAIL = "staff-email"
+PURPOSES = (BUYER_EMAIL, STAFF_EMAIL)
+
+
+def blind_index(key: bytes, email: str, purpose: str = BUYER_EMAIL) -> bytes:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown blind-index purpose {purpose!r}")
+    return hmac.new(key, purpose.encode() + b"|" + normalise_email(email).encode("utf-8"), hashlib.sha256).digest()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ticketing.models import Base, UTCDateTime, new_id, utcnow
+
+PERSON_KINDS = ("buyer", "staff")
 
 
 class Person(Base):
@@ -21,6 +23,7 @@ class Person(Base):
     """
 
     __tablename__ = "person"
+    __table_args__ = (CheckConstraint(f"kind IN {PERSON_KINDS!r}", name="kind"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     email_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
@@ -32,6 +35,10 @@ class Person(Base):
     postcode_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A buyer's record (one per order) or a staff member's (the back office's login). The
+    # two are indexed with different purposes (``crypto.index``), and every buyer's lookup
+    # also asks for ``kind = 'buyer'``: "my data" and "find my orders" never reach staff.
+    kind: Mapped[str] = mapped_column(String(8), default="buyer", server_default="buyer")
 
     @property
     def is_erased(self) -> bool:
@@ -49,7 +56,7 @@ class DataKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-ERASURE_ROUTES = ("order_link", "email_link", "api_order_token", "api_email_token", "retention")
+ERASURE_ROUTES = ("order_link", "email_link", "api_order_token", "api_email_token", "retention", "staff_removed")
 
 
 class ErasureReceipt(Base):

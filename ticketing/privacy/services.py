@@ -33,7 +33,7 @@ from ticketing.privacy.errors import InvalidLink, LinkExpired, LinkUsed
 from ticketing.privacy.models import DataKey, ErasedOrder, ErasureReceipt, Person, UsedPrivacyToken
 from ticketing.privacy.person_links import OrderOwner, PersonLinks
 from ticketing.privacy.scrub import scrub_vault
-from ticketing.privacy.vault import find_person_ids, read_person
+from ticketing.privacy.vault import INDEX_PURPOSES, find_person_ids, read_person
 from ticketing.web import api_time
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,21 @@ def erase_person(
     # files before the buyer is told they are erased.
     scrub_vault(session.get_bind())
     return receipt
+
+
+def erase_records_in_transaction(
+    session: Session,
+    links: Sequence[PersonLinks],
+    person_ids: Sequence[uuid.UUID],
+    *,
+    route: str,
+    now: dt.datetime,
+) -> Receipt | None:
+    """Crypto-shred these records inside the caller's write transaction (a staff account
+    removed with its other changes), under one receipt; None when none was left. The
+    caller commits, then calls ``scrub_vault`` as ``erase_person`` does."""
+    receipts = _erase_batch(session, links, [person_ids], route=route, now=now)
+    return receipts[0] if receipts else None
 
 
 def _earlier_receipt(session: Session, requester: Requester) -> Receipt:
@@ -550,7 +565,7 @@ def rebuild_blind_index(session: Session, keyring: KeyRing, *, batch_size: int =
     while True:
         begin_write(session)
         rows = session.execute(
-            select(Person.id, Person.email_ct, DataKey.master_key_id, DataKey.wrapped_key)
+            select(Person.id, Person.email_ct, Person.kind, DataKey.master_key_id, DataKey.wrapped_key)
             .join(DataKey, DataKey.person_id == Person.id)
             .where(Person.erased_at.is_(None), Person.email_ct.is_not(None))
             .where((Person.index_key_id != current) | Person.index_key_id.is_(None))
@@ -560,7 +575,7 @@ def rebuild_blind_index(session: Session, keyring: KeyRing, *, batch_size: int =
         if not rows:
             session.rollback()
             return
-        for person_id, email_ct, master_key_id, wrapped in rows:
+        for person_id, email_ct, kind, master_key_id, wrapped in rows:
             try:
                 data_key = unwrap_data_key(keyring, person_id, master_key_id, wrapped)
                 email = decrypt_field(data_key, person_id, "email", email_ct)
@@ -576,7 +591,9 @@ def rebuild_blind_index(session: Session, keyring: KeyRing, *, batch_size: int =
             session.execute(
                 update(Person)
                 .where(Person.id == person_id)
-                .values(email_index=blind_index(keyring.blind_index_key, email), index_key_id=current)
+                .values(
+                    email_index=blind_index(keyring.blind_index_key, email, INDEX_PURPOSES[kind]), index_key_id=current
+                )
                 .execution_options(synchronize_session=False)
             )
         session.commit()
