@@ -14,13 +14,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.serving import run_simple
 
 from ticketing.backoffice.commands import register as register_backoffice_commands
 from ticketing.catalog.models import Event, Organizer, TicketType
 from ticketing.catalog.services import create_organizer, update_organizer_settings
 from ticketing.checkout.stock import release_expired_holds
+from ticketing.crypto import derive_token, hash_token
 from ticketing.crypto.keys import key_environ
 from ticketing.errors import GuichetError
 from ticketing.extensions import db, keyring
@@ -318,9 +319,10 @@ def rotate_signing_key(expire_after_days: int | None) -> None:
 
 
 def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime) -> str:
-    """The demo's door device, paired for the in-person events; a fresh token each run
-    (only its hash is kept, so the previous one cannot be shown again)."""
-    from ticketing.checkin.devices import reissue_device_token
+    """The demo's door device, paired for the in-person events. Its token is derived from
+    the instance's secret key, so the link printed is the same at every run and a phone
+    paired once stays paired (only the token's hash is stored, as for every device)."""
+    from ticketing.checkin.devices import set_device_token
     from ticketing.checkin.models import Device
 
     device = db.session.execute(
@@ -336,7 +338,39 @@ def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime
         )
         db.session.add(device)
         db.session.commit()
-    return reissue_device_token(db.session, device, now)
+    token = derive_token(keyring().link_key, b"demo-door-device", device.id)
+    if device.token_hash != hash_token(token) or device.revoked_at is not None:
+        set_device_token(db.session, device, token, now)
+    return token
+
+
+def open_demo_stream(organizer: Organizer, events: list[Event], now: dt.datetime, base: str) -> bool:
+    """Put the demo's livestream on now (its watch window open), served by the app itself
+    behind the gate (``ticketing.stream.demo``); False when ffmpeg, which makes the test
+    stream when the demo starts serving, is missing."""
+    from ticketing.stream.demo import STREAM_NAME, can_make_test_stream
+
+    made = can_make_test_stream()
+    livestream = next((e for e in events if e.mode == "livestream"), None)
+    if livestream is None:
+        return made
+    starts = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=10)
+    begin_write(db.session)
+    db.session.execute(
+        update(Event)
+        .where(Event.id == livestream.id)
+        .values(
+            starts_at=starts,
+            ends_at=starts + dt.timedelta(hours=3),
+            stream_name=STREAM_NAME,
+            stream_url=f"{base}/demo-stream/hls/{{credential}}/{STREAM_NAME}/index.m3u8",
+            stream_access="gate",
+            updated_at=now,
+        )
+    )
+    db.session.commit()
+    current_app.config["DEMO_STREAM_ORGANIZER"] = organizer.id
+    return made
 
 
 def seed_demo(now: dt.datetime) -> tuple[Organizer, str | None, list[Event]]:
@@ -478,9 +512,21 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     click.echo(f"  API:         {base}/api/v1/events  (described at {base}/api/v1/openapi.json)")
     click.echo(f"  Mail outbox: {current_app.instance_path}/outbox/")
     device_token = seed_demo_device(organizer, events, utcnow())
-    click.echo(f"  Door scanner (paired demo device): {base}/door#token={device_token}")
+    click.echo(f"  Door scanner (paired demo device, the same link at every run): {base}/door#token={device_token}")
     click.echo("  (the token is in the fragment: the browser keeps it, the server never logs it)")
+    link_host = f"http://{name or 'localhost'}:{port}"
+    if open_demo_stream(organizer, events, utcnow(), link_host):
+        click.echo(
+            "  Livestream: on now, a test stream served by the demo behind the real gate (buy a ticket, then Watch)"
+        )
+    else:
+        click.echo("  Livestream: install ffmpeg (apt-get install ffmpeg) to watch the demo's test stream")
     click.echo(f"  Back office (demo owner {DEMO_OWNER_EMAIL}, one-time link, valid 24 hours): {owner_link}\n")
     if not no_serve:
+        from ticketing.stream.demo import bp as demo_stream
+        from ticketing.stream.demo import make_test_stream, stream_folder
+
+        if make_test_stream(stream_folder(current_app.instance_path)):
+            current_app.register_blueprint(demo_stream)  # the demo's own HLS origin (see its module)
         # Flask.run() refuses to run inside a ``flask`` command; the server it wraps does not.
         run_simple(host, port, current_app._get_current_object(), threaded=True)

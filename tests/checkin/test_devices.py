@@ -143,6 +143,20 @@ def test_demo_pairs_a_door_device_and_prints_how_to_open_the_scanner(app, client
     assert [e["title"] for e in me.get_json()["events"]] == ["Les Ondes du Canal — concert"]
 
 
+def test_the_demo_door_link_stays_the_same_from_one_run_to_the_next(app, client, runner):
+    def door_token() -> str:
+        result = runner.invoke(args=["demo", "--no-serve"])
+        assert result.exit_code == 0, result.output
+        [line] = [line for line in result.output.splitlines() if "/door#token=" in line]
+        return line.split("#token=", 1)[1].strip()
+
+    first = door_token()
+    second = door_token()
+
+    assert first == second
+    assert client.get("/api/v1/checkin/device", headers=auth(first)).status_code == 200
+
+
 def test_revoking_a_device_id_that_is_not_a_uuid_is_a_404_problem(app, client):
     token, _event_id = organiser_with_event(app)
 

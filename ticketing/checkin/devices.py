@@ -82,17 +82,18 @@ def pair_device(session: Session, code: str, now: dt.datetime) -> tuple[Device, 
     return device, token
 
 
-def reissue_device_token(session: Session, device: Device, now: dt.datetime) -> str:
-    """A new token for a device (the demo's scanner); the old token stops working."""
-    token = new_token()
+def set_device_token(session: Session, device: Device, token: str, now: dt.datetime) -> None:
+    """Pair a device with a token made elsewhere (the demo's scanner, derived from the
+    instance's key); any other token of it stops working."""
     begin_write(session)
     session.execute(
         update(Device)
         .where(Device.id == device.id)
         .values(token_hash=hash_token(token), paired_at=now, revoked_at=None, pairing_code_hash=None)
+        .execution_options(synchronize_session=False)
     )
     session.commit()
-    return token
+    session.refresh(device)
 
 
 def list_devices(session: Session, organizer: Organizer) -> list[Device]:

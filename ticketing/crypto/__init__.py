@@ -19,7 +19,7 @@ from ticketing.crypto.signing import (
     sign_ticket,
     verify_ticket_signature,
 )
-from ticketing.crypto.tokens import derive_access_token, hash_token, new_token, tokens_match
+from ticketing.crypto.tokens import derive_access_token, derive_token, hash_token, new_token, tokens_match
 
 __all__ = [
     "BUYER_EMAIL",
@@ -29,6 +29,7 @@ __all__ = [
     "blind_index",
     "decrypt_field",
     "derive_access_token",
+    "derive_token",
     "encrypt_field",
     "generate_key_file",
     "hash_token",

@@ -26,6 +26,13 @@ def tokens_match(token: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_token(token), stored_hash)
 
 
+def derive_token(key: bytes, purpose: bytes, subject_id: uuid.UUID, version: int = 0) -> str:
+    """A secret derived from a server key, for one purpose and one subject: the same every
+    time it is asked for, so that it can be shown again while only its hash is stored."""
+    mac = hmac.new(key, purpose + b"|" + subject_id.bytes + version.to_bytes(4, "big"), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+
+
 def derive_access_token(link_key: bytes, order_id: uuid.UUID, version: int = 0) -> str:
     """The secret part of an order's link.
 
@@ -33,5 +40,4 @@ def derive_access_token(link_key: bytes, order_id: uuid.UUID, version: int = 0) 
     payment confirmed later by a webhook) while the database stores only its hash. A
     version bump revokes the old link.
     """
-    mac = hmac.new(link_key, b"order-link|" + order_id.bytes + version.to_bytes(4, "big"), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+    return derive_token(link_key, b"order-link", order_id, version)
