@@ -5,15 +5,12 @@ replaced from the command line."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from tests.backoffice.helpers import log_in, make_venue
-from tests.conftest import PG_URL, dispose, make_app, make_event, post_form
+from tests.conftest import dispose, make_app, make_event, post_form
 from tests.privacy.test_no_personal_data_outside_vault import raw_database_bytes
 from ticketing.catalog.models import ApiToken, Organizer
 from ticketing.crypto import hash_token
@@ -102,25 +99,6 @@ def test_a_lost_token_is_replaced_from_the_command_line(app, client, runner):
     assert call(client, "GET", "/api/v1/organizer/events", new_token).status_code == 200
     unknown = runner.invoke(args=["replace-api-token", "No Such Venue"])
     assert unknown.exit_code != 0 and "No organiser has this id or name." in unknown.output
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own, migrated step by step by the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tokens.sqlite3'}"
-        return
-    if not PG_URL:
-        pytest.skip("TICKETING_TEST_DATABASE_URL is not set (set in CI, where this never skips)")
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"{admin.url.database}_tokens_migrating"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_tokens_issued_before_migration_0011_keep_working(empty_database, tmp_path):

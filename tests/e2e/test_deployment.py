@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
-import ipaddress
 import json
 import os
 import signal
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from config import ProductionConfig
-from tests.conftest import IN_CI, PG_URL
+from tests.conftest import IN_CI, PG_URL, self_signed_certificate
 from tests.e2e.test_mail_smtp import CollectingHandler
 from tests.e2e.test_stream import NGINX, _stop, free_port, port_answers, wait_until
 from ticketing.crypto.keys import key_environ
@@ -71,35 +70,6 @@ def _skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true: the deployment test must run, but {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, made with ``cryptography`` (no openssl binary needed)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 def render_site(root: Path, https_port: int, http_port: int, app_ports: list[int], cert: Path, key: Path) -> str:
@@ -243,7 +213,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     migrated = _flask(environ, "db", "upgrade")
     assert migrated.returncode == 0, migrated.stderr[-2000:]
     event_id, free_type, paid_event_id, paid_type = _seed(environ)
-    cert, key = _self_signed(root)
+    cert, key = self_signed_certificate(root, "127.0.0.1")
     (root / "guichet.conf").write_text(render_site(root, https_port, http_port, app_ports, cert, key))
     (root / "nginx.conf").write_text(NGINX_CONF.format(root=root))
     apps = []

@@ -8,7 +8,6 @@ names Stripe's origin. Chromium resolves checkout.stripe.com to a local HTTPS se
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
 import shutil
 import ssl
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI, make_app, make_event
+from tests.conftest import IN_CI, make_app, make_event, self_signed_certificate
 from tests.payments.conftest import WEBHOOK_SECRET
 from ticketing.extensions import db
 
@@ -47,29 +46,7 @@ def _chromium() -> Path:
 @contextmanager
 def _local_stripe_checkout(folder: Path) -> Iterator[tuple[int, list[str]]]:
     """An HTTPS server standing in for checkout.stripe.com; yields its port and the paths asked."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "checkout.stripe.com")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("checkout.stripe.com")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_path, key_path = self_signed_certificate(folder, "checkout.stripe.com")
     paths: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -87,7 +64,7 @@ def _local_stripe_checkout(folder: Path) -> Iterator[tuple[int, list[str]]]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    context.load_cert_chain(cert_path, key_path)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

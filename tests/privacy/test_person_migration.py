@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from tests.conftest import PG_URL, dispose, make_app
+from tests.conftest import dispose, make_app
 from ticketing.catalog.models import Event
 from ticketing.checkout.models import Order
 from ticketing.crypto import blind_index, encrypt_field, hash_token, new_data_key, wrap_data_key
 from ticketing.extensions import db, keyring
 from ticketing.models import new_id, utcnow
 from ticketing.privacy.vault import email_indexes, find_person_ids, read_person
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own, empty: this test migrates it step by step."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrating.sqlite3'}"
-        return
-    if not PG_URL:
-        pytest.skip("TICKETING_TEST_DATABASE_URL is not set (set in CI, where this never skips)")
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"{admin.url.database}_migrating"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _event(organizer_id, *, asks: bool) -> Event:
