@@ -13,8 +13,9 @@ from tests.conftest import make_event, outbox
 from tests.e2e.conftest import LiveServer
 from tests.e2e.scanning import decode_qr_codes, mail_as_page, read_mail
 from tests.e2e.test_browser import TIMEOUT_MS, assert_fits_width
+from tests.e2e.test_door import door_setup, scan
 from ticketing.extensions import keyring
-from ticketing.tickets.payload import verify_ticket_code
+from ticketing.tickets.payload import base32_text, verify_ticket_code
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +88,22 @@ def test_every_code_decodes_from_a_screenshot_and_verifies(
     assert sorted(decoded_from_mails) == sorted(expected), f"mails at {width} px"
     context.close()
 
+
+def test_the_door_reads_decimal_codes_and_older_base32_codes_offline(browser: Any, live_server: LiveServer) -> None:
+    ticket_codes, _ticket_ids, token = door_setup(live_server)
+    old_code = base32_text(int(ticket_codes[1]).to_bytes(121, "big"))
+    forged = ticket_codes[2][:-12] + ("1" if ticket_codes[2][-12] != "1" else "2") + ticket_codes[2][-11:]
+    context = browser.new_context(viewport={"width": 390, "height": 664})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/door#token={token}")
+    page.wait_for_selector("#door[data-bundle='ready']")
+    context.set_offline(True)
+    page.wait_for_selector("#network.is-offline")
+
+    assert ticket_codes[0].isdigit() and old_code.startswith("A")
+    assert scan(page, ticket_codes[0]) == "admitted"
+    assert scan(page, old_code) == "admitted"
+    assert scan(page, old_code) == "already_used"
+    assert scan(page, forged) == "invalid"
+    context.close()

@@ -13,8 +13,8 @@ QUIET_ZONE = 4
 
 
 def _qr(payload: str) -> segno.QRCode:
-    # Level M survives a scratched or cracked screen; the payload is upper-case base32,
-    # so segno picks alphanumeric mode.
+    # Level M survives a scratched or cracked screen; the payload is digits, so segno
+    # picks numeric mode (see tickets.payload).
     return segno.make_qr(payload, error="m", boost_error=False)
 
 
