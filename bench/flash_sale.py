@@ -29,7 +29,6 @@ only when the run itself broke. Everything it starts is stopped by pid, also on 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -52,10 +51,13 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import sqlalchemy as sa  # noqa: E402
 from harness import (  # noqa: E402
+    Answer,
     GunicornServer,
     RunBroken,
     cpu_model,
     empty_database,
+    fire,
+    http_request,
     package_version,
     percentile,
     production_environ,
@@ -71,7 +73,6 @@ PRICE_CENTS = 1500
 FEE_CENTS = 100
 CPU_SAMPLES = 200  # in-process orders timed
 WARMUP_REQUESTS = 32  # per load, not measured: lets every worker load its code and connect
-REQUEST_TIMEOUT = 30.0
 SAMPLE_EVERY = 0.005  # seconds between two lock samples
 
 TARGET_SPREAD = 0.20  # one type within 20% of four types
@@ -217,79 +218,6 @@ def app_cpu_per_order(app: Any, seed: Seed) -> float:
     return spent
 
 
-# --------------------------------------------------------------------------- load client
-
-
-@dataclass
-class Answer:
-    status: int  # 0: no HTTP answer (connection error, timeout)
-    started: float
-    finished: float
-    body: bytes = b""
-
-    @property
-    def latency(self) -> float:
-        return self.finished - self.started
-
-
-def http_request(path: str, port: int, body: bytes) -> bytes:
-    head = [
-        f"POST {path} HTTP/1.1",
-        f"Host: {HOST}:{port}",
-        "Accept: application/json",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-    ]
-    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip().lower()
-    if "content-length" not in headers:
-        return status, False, await reader.read()
-    body = await reader.readexactly(int(headers["content-length"]))
-    return status, headers.get("connection") != "close", body
-
-
-async def _fire(port: int, requests: Sequence[bytes], clients: int) -> list[Answer]:
-    answers: list[Answer] = []
-    queue = iter(requests)
-
-    async def client() -> None:
-        reader: asyncio.StreamReader | None = None
-        writer: asyncio.StreamWriter | None = None
-        for request in queue:
-            started = time.perf_counter()
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(HOST, port)
-                assert reader is not None
-                writer.write(request)
-                status, keep_alive, body = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError) as error:
-                answers.append(Answer(0, started, time.perf_counter(), f"{type(error).__name__}: {error}".encode()))
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-                continue
-            answers.append(Answer(status, started, time.perf_counter(), body))
-            if not keep_alive:
-                writer.close()
-                reader = writer = None
-        if writer is not None:
-            writer.close()
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return answers
-
-
 # --------------------------------------------------------------------------- lock sampler
 
 
@@ -338,12 +266,11 @@ class LockSamples:
 
 
 @dataclass
-class Load:
+class Run:
     name: str
     answers: list[Answer]
     wall: float
     locks: LockSamples
-    started: float
 
     def with_status(self, status: int) -> list[Answer]:
         return [a for a in self.answers if a.status == status]
@@ -358,19 +285,20 @@ class Load:
         created = self.with_status(201)
         if not created:
             return 0.0
-        return len(created) / (max(a.finished for a in created) - self.started)
+        started = min(a.started for a in self.answers)
+        return len(created) / (max(a.finished for a in created) - started)
 
 
-def fire(name: str, port: int, requests: Sequence[bytes], clients: int) -> Load:
+def run_load(name: str, port: int, requests: Sequence[bytes], clients: int) -> Run:
+    """``clients`` connections taking orders from one shared queue, while locks are sampled."""
     locks = LockSamples()
     sampler = threading.Thread(target=locks.run, daemon=True)
     sampler.start()
-    started = time.perf_counter()
-    answers = asyncio.run(_fire(port, requests, clients))
-    wall = time.perf_counter() - started
+    queue = iter(requests)
+    load = fire(port, [queue] * clients)
     locks.stop.set()
     sampler.join(timeout=5)
-    return Load(name, answers, wall, locks, started)
+    return Run(name, load.answers, load.wall, locks)
 
 
 def posts(port: int, sale: Sale, prefix: str, count: int) -> list[bytes]:
@@ -378,6 +306,7 @@ def posts(port: int, sale: Sale, prefix: str, count: int) -> list[bytes]:
     stamp = uuid.uuid4().hex[:8]
     return [
         http_request(
+            "POST",
             "/api/v1/orders",
             port,
             json.dumps(
@@ -438,7 +367,7 @@ def print_report(
     settings: dict[str, str],
     costs: dict[str, list[str]],
     cpu: float,
-    loads: list[Load],
+    loads: list[Run],
     sell_out: Inventory,
 ) -> None:
     print()
@@ -548,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             server.start()
             server.wait_ready(args.workers)
-            warm = fire("warm-up", server.port, posts(server.port, seed.warmup, "w", WARMUP_REQUESTS), args.clients)
+            warm = run_load("warm-up", server.port, posts(server.port, seed.warmup, "w", WARMUP_REQUESTS), args.clients)
             if warm.errors:
                 raise RunBroken(f"{len(warm.errors)} warm-up orders failed, first: {describe(warm.errors[0])}")
             for name, sale in (
@@ -557,11 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("sell-out", seed.sell_out),
             ):
                 print(f"{name}: {args.requests} orders from {args.clients} clients ...", flush=True)
-                loads.append(
-                    fire(
-                        name, server.port, posts(server.port, sale, name.replace(" ", "-"), args.requests), args.clients
-                    )
-                )
+                requests = posts(server.port, sale, name.replace(" ", "-"), args.requests)
+                loads.append(run_load(name, server.port, requests, args.clients))
         finally:
             server.stop()
         print_report(args, settings, costs, cpu, loads, read_inventory(seed.sell_out))

@@ -6,6 +6,7 @@ Kept apart so that the figures of different benchmarks are computed the same way
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import http.client
@@ -16,14 +17,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
 HOST = "127.0.0.1"  # benchmarks send traffic to loopback only
-DEPLOYED_WORKER = "ticketing.serving.SyncWorker"  # the gunicorn worker README's "Deployment" runs
+DEPLOYED_WORKER = "sync"  # the gunicorn worker class README's "Deployment" runs
 
 
 def cpu_model() -> str:
@@ -97,6 +98,40 @@ def stat_fields(pid: int) -> list[str] | None:
         return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU time the processes have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        fields = stat_fields(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])
+    return total - values[3] - values[4], total
+
+
+def postgres_backends(server_url: str, database: str) -> list[int]:
+    """Pids of the server processes connected to ``database`` (a benchmark's workers)."""
+    engine = sa.create_engine(f"{server_url}/postgres")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+                {"db": database},
+            )
+            return [row.pid for row in rows]
+    finally:
+        engine.dispose()
+
+
 def children_of(parent: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -137,7 +172,7 @@ def is_alive(pid: int, marker: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: if the benchmark is killed outright, gunicorn gets SIGTERM."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -178,7 +213,7 @@ class GunicornServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop it ourselves
-            preexec_fn=_die_with_parent,  # safe: the benchmark runs no threads
+            preexec_fn=die_with_parent,  # safe: the benchmark runs no threads
         )
         log.close()
 
@@ -223,3 +258,118 @@ class GunicornServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         self.process = None
+
+
+# --------------------------------------------------------------------------- load client
+
+
+@dataclass
+class Answer:
+    """One request as a client saw it; status 0 means no HTTP answer (connection error, timeout)."""
+
+    client: int
+    status: int
+    started: float
+    finished: float
+    body: bytes = b""
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass
+class Load:
+    answers: list[Answer]
+    wall: float
+    client_cpu: float
+
+
+def http_request(method: str, path: str, port: int, body: bytes = b"", headers: Sequence[str] = ()) -> bytes:
+    """A whole HTTP/1.1 request, ready to send (a JSON body when ``body`` is given)."""
+    head = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Accept: application/json", *headers]
+    if body:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body
+
+
+def _parse_response(data: bytes) -> tuple[int, bool, bytes] | None:
+    """(status, keep-alive, body) once ``data`` holds a whole answer with a Content-Length, else None."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    lines = data[:head_end].decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip().lower()
+    length = int(headers.get("content-length", "0"))
+    body = data[head_end + 4 : head_end + 4 + length]
+    if len(body) < length:
+        return None
+    return status, headers.get("connection") != "close", body
+
+
+async def _exchange(loop: asyncio.AbstractEventLoop, sock: socket.socket, request: bytes) -> tuple[int, bool, bytes]:
+    await loop.sock_sendall(sock, request)
+    data = b""
+    while True:
+        chunk = await loop.sock_recv(sock, 65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection before answering")
+        data += chunk
+        answer = _parse_response(data)
+        if answer is not None:
+            return answer
+
+
+async def _client(index: int, port: int, requests: Iterable[bytes], answers: list[Answer]) -> None:
+    """Sends its requests one after another, on one connection while the server keeps it
+    open. Plain sockets on the event loop rather than asyncio streams: the client shares
+    the machine with the server, so its CPU per request is kept small."""
+    loop = asyncio.get_running_loop()
+    sock: socket.socket | None = None
+    for request in requests:
+        started = time.perf_counter()
+        try:
+            if sock is None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (HOST, port))
+            status, keep_alive, body = await _exchange(loop, sock, request)
+        except (OSError, ValueError) as error:
+            answers.append(Answer(index, 0, started, time.perf_counter(), type(error).__name__.encode()))
+            if sock is not None:
+                sock.close()
+            sock = None
+            continue
+        answers.append(Answer(index, status, started, time.perf_counter(), body))
+        if not keep_alive:
+            sock.close()
+            sock = None
+    if sock is not None:
+        sock.close()
+
+
+def fire(port: int, clients: Sequence[Iterable[bytes]], timeout: float = 300.0) -> Load:
+    """Run the clients at once, each sending its own requests in order, and wait for all
+    (at most ``timeout`` seconds for the whole run: a hung server breaks it).
+
+    Give every client its own list for fixed queues (the doors of a venue); give them all
+    one shared iterator for a common queue that whichever client is free takes from.
+    Answers must carry a Content-Length (Guichet's and nginx's do).
+    """
+
+    async def run() -> list[Answer]:
+        answers: list[Answer] = []
+        clients_done = asyncio.gather(*(_client(i, port, requests, answers) for i, requests in enumerate(clients)))
+        await asyncio.wait_for(clients_done, timeout)
+        return answers
+
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    answers = asyncio.run(run())
+    return Load(answers, time.perf_counter() - started, time.process_time() - cpu_before)

@@ -115,13 +115,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def dispose(application: Flask) -> None:
-    """Close every connection an app opened: its engine's pool and its autocommit pool."""
+    """Close every connection an app opened: its engine's pool."""
     with application.app_context():
         _db.session.remove()
         _db.engine.dispose()
-    kept = application.extensions.get("guichet.autocommit")
-    if kept is not None:
-        kept.close()
 
 
 def app_on(database: str, instance: Path, **overrides: str) -> Iterator[Flask]:

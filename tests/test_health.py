@@ -18,6 +18,16 @@ def test_healthz_answers_200_when_the_database_answers(client):
     assert body["status"] == "ok"
     assert body["mail"] == {"due": 0, "oldest_due_seconds": None, "given_up": 0}
     assert body["master_keys"]["state"] == "ok"
+    assert body["jobs"] == {}  # no worker has run yet
+
+
+def test_healthz_tells_when_each_worker_job_last_finished(app, client, runner):
+    runner.invoke(args=["worker", "--once"])
+
+    jobs = client.get("/healthz").get_json()["jobs"]
+
+    assert jobs["expire-holds"]["outcome"] == "ok"
+    assert 0 <= jobs["expire-holds"]["finished_seconds_ago"] < 60
 
 
 @MAIL_WORKER

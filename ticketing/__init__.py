@@ -12,7 +12,6 @@ from sqlalchemy import Engine, text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BaseConfig, ConfigError, config_from_name
-from ticketing.autocommit import autocommit_connections
 from ticketing.crypto import KeyRing, generate_key_file, load_keyring
 from ticketing.crypto.keys import KeyConfigError
 from ticketing.error_handlers import register_error_handlers
@@ -35,10 +34,6 @@ def create_app(config_name_or_object: str | BaseConfig | None = None) -> Flask:
     app.extensions["guichet.reload_keyring"] = lambda: reload_keyring(app)
     configure_logging(app)
     _init_database(app)
-    # The gate's lookup and door scans on PostgreSQL: see ticketing/autocommit.py.
-    app.extensions["guichet.autocommit"] = autocommit_connections(
-        app.config["SQLALCHEMY_DATABASE_URI"], testing=bool(app.config.get("TESTING"))
-    )
     _init_extensions(app)
     _register_blueprints(app)
     _trust_proxies(app)

@@ -35,6 +35,7 @@ from ticketing.mail.queue import (
 from ticketing.models import begin_write, utcnow
 from ticketing.privacy.commands import register as register_privacy_commands
 from ticketing.web import link_context
+from ticketing.worker import work
 
 DEMO_ORGANIZER = "Demo venue (Guichet)"
 DEMO_DEVICE = "Demo door"
@@ -50,6 +51,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(process_refunds)
     app.cli.add_command(reconcile_payments)
     app.cli.add_command(send_mail_command)
+    app.cli.add_command(worker_command)
 
 
 @click.command("create-organizer")
@@ -205,6 +207,39 @@ def _follow_mail_queue(interval: float) -> DeliveryReport:
             signal.signal(number, handler)
 
 
+@click.command("worker")
+@with_appcontext
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=2.0,
+    show_default=True,
+    help="Seconds between two rounds (mail, then whatever job is due).",
+)
+@click.option("--once", is_flag=True, help="One round, then stop.")
+def worker_command(interval: float, once: bool) -> None:
+    """Send queued mail and run the periodic jobs, until Ctrl-C or SIGTERM.
+
+    Jobs: expire-holds every minute, reconcile-payments every 15 minutes (with Stripe),
+    process-refunds every hour, purge-personal-data and rotate-master-key every day. Each
+    is claimed in the database before it runs, so several workers (one per host) never
+    run a job twice. SIGTERM (systemd's stop) lets the mail or job under way finish.
+    """
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    app = current_app._get_current_object()
+    if not once:
+        click.echo(f"Worker started: mail every {interval:g} s, jobs when due; Ctrl-C stops.")
+    try:
+        with link_context(app):
+            work(app, db.session, lambda: _send_due_mail(show_progress=False, stop=stop), stop, interval, utcnow, once)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if not once:
+        click.echo("Worker stopped.")
+
+
 @click.command("generate-keys")
 @with_appcontext
 def generate_keys() -> None:
@@ -257,8 +292,8 @@ def rotate_signing_key(expire_after_days: int | None) -> None:
 def seed_demo_device(organizer: Organizer, events: list[Event], now: dt.datetime) -> str:
     """The demo's door device, paired for the in-person events; a fresh token each run
     (only its hash is kept, so the previous one cannot be shown again)."""
+    from ticketing.checkin.devices import reissue_device_token
     from ticketing.checkin.models import Device
-    from ticketing.checkin.services import reissue_device_token
 
     device = db.session.execute(
         select(Device).where(Device.organizer_id == organizer.id, Device.name == DEMO_DEVICE)

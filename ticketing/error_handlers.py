@@ -15,7 +15,6 @@ import logging
 import traceback
 from typing import Any
 
-import psycopg
 from flask import Flask, g, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -118,12 +117,7 @@ def register_error_handlers(app: Flask) -> None:
     app.before_request(_start_request)
     app.register_error_handler(GuichetError, guichet_error)
     app.register_error_handler(HTTPException, http_error)
-    for database_error in (
-        OperationalError,
-        InterfaceError,
-        psycopg.OperationalError,  # the kept autocommit connections' own errors
-        psycopg.InterfaceError,
-    ):
+    for database_error in (OperationalError, InterfaceError):
         app.register_error_handler(database_error, database_unavailable)
     app.register_error_handler(Exception, unexpected)
 

@@ -83,7 +83,9 @@ def configure_engine(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _forget_writes(connection: Connection) -> None:
-        connection.info.pop(WROTE, None)
+        # A connection the server dropped is discarded with its info; reading it would raise.
+        if not connection.invalidated:
+            connection.info.pop(WROTE, None)
 
     if engine.dialect.name != "sqlite":
         return

@@ -6,12 +6,14 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, session
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from ticketing.errors import NotFound
 from ticketing.extensions import db, keyring
 from ticketing.mail.queue import queue_state
 from ticketing.models import utcnow
 from ticketing.privacy.services import master_key_schedule
+from ticketing.worker import JobRun
 
 bp = Blueprint("site", __name__)
 
@@ -19,7 +21,8 @@ bp = Blueprint("site", __name__)
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """200 when the database answers, with how far mail delivery is behind (counts and
-    an age only), so that a stopped mail worker shows before buyers complain, and whether
+    an age only) and when each worker job last finished, so that a stopped worker shows
+    before buyers complain, and whether
     a new master-key epoch is due (from the keys' dates, no query): a late one breaks the
     bound after which backup copies of erased persons' data keys stop opening."""
     from ticketing import check_database
@@ -28,10 +31,19 @@ def healthz() -> tuple[Response, int]:
         return jsonify(status="database unreachable"), 503
     now = utcnow()
     mail = queue_state(db.session, now)
+    jobs = {
+        name: {
+            "finished_seconds_ago": int((now - finished).total_seconds()) if finished else None,
+            "outcome": outcome,
+        }
+        for name, finished, outcome in db.session.execute(select(JobRun.name, JobRun.finished_at, JobRun.outcome))
+    }
+    db.session.rollback()
     return jsonify(
         status="ok",
         mail={"due": mail.due, "oldest_due_seconds": mail.oldest_due_seconds, "given_up": mail.given_up},
         master_keys=master_key_schedule(keyring(), now.date()).as_json(),
+        jobs=jobs,
     ), 200
 
 

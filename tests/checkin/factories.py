@@ -7,7 +7,7 @@ import secrets
 import uuid
 
 from ticketing.catalog.models import Event, Organizer
-from ticketing.checkin.services import create_device, pair_device
+from ticketing.checkin.devices import create_device, pair_device
 from ticketing.checkout.models import Order, Ticket
 from ticketing.crypto import hash_token
 from ticketing.extensions import db, keyring

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from tests.checkin.factories import codes, make_device, make_tickets
 from tests.conftest import make_event, make_organizer
 from ticketing.checkin.models import Scan
-from ticketing.checkin.services import check_in
+from ticketing.checkin.scanning import check_in
 from ticketing.checkout.models import Ticket
 from ticketing.extensions import db, keyring
 from ticketing.models import utcnow
@@ -47,7 +47,6 @@ def test_four_doors_scanning_500_tickets_admit_exactly_500(app):
                         gate=f"G{index}",
                         request_id=None,
                         now=utcnow(),
-                        connections=app.extensions["guichet.autocommit"],  # as the API does
                     )
                     results[index].append(answer.result)
                 db.session.remove()

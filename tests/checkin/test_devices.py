@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from tests.conftest import make_event, make_organizer
 from ticketing.catalog.services import authenticate_organizer
+from ticketing.checkin.devices import create_device, pair_device
 from ticketing.checkin.models import Device
-from ticketing.checkin.services import create_device, pair_device
 from ticketing.errors import Unauthorized
 from ticketing.extensions import db
 from ticketing.models import utcnow

@@ -12,8 +12,8 @@ from tests.checkin.factories import codes, make_device, make_tickets
 from tests.e2e.conftest import LiveServer, wait_for_js
 from tests.e2e.test_browser import TIMEOUT_MS, PageWatch
 from ticketing.catalog.models import Event, Organizer
+from ticketing.checkin.devices import create_device
 from ticketing.checkin.models import Scan
-from ticketing.checkin.services import create_device
 from ticketing.checkout.models import Ticket
 from ticketing.extensions import db
 from ticketing.models import utcnow

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,6 +45,11 @@ FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 STREAM = "e2econcert"
 SECURE_LINK_SECRET = "e2e-secure-link-secret-0123456789abcdef"
 READY_TIMEOUT = 40.0
+# How long nginx keeps an "allowed" decision here (README documents 5 s): the revocation delay.
+ALLOWED_SECONDS = 2
+# Once a decision aged out, one request is still served on it while nginx asks again in the
+# background (README): time for that request and for nginx and the app, on a busy machine.
+ANSWER_SLACK_SECONDS = 1.0
 
 
 def _tools_or_skip() -> None:
@@ -95,7 +101,7 @@ rtmp {{
             live on;
             allow publish 127.0.0.1;
             deny publish all;
-            on_play http://127.0.0.1:{app_port}/stream/rtmp/on-play;
+            on_play http://127.0.0.1:{app_port}/stream/{organizer_id}/rtmp/on-play;
             hls on;
             hls_path {root}/hls;
             hls_nested on;
@@ -113,11 +119,12 @@ http {{
     uwsgi_temp_path {root}/tmp/uwsgi;
     scgi_temp_path {root}/tmp/scgi;
     types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+    proxy_cache_path {root}/cache levels=1 keys_zone=guichet_gate:1m max_size=10m inactive=2m use_temp_path=off;
 
     server {{
         listen 127.0.0.1:{http_port};
 
-        # Gate mode: every playlist and segment request asks Guichet.
+        # Gate mode: README's configuration, with a shorter allowed-decision lifetime.
         location ~ ^/hls/(?<cred>[^/]+)/(?<stream>[A-Za-z0-9_-]+)/(?<file>[^/]+)$ {{
             auth_request /_guichet_auth;
             add_header Access-Control-Allow-Origin * always;
@@ -126,16 +133,25 @@ http {{
         }}
         location = /_guichet_auth {{
             internal;
-            proxy_pass http://127.0.0.1:{app_port}/stream/auth;
+            proxy_pass http://127.0.0.1:{app_port}/stream/{organizer_id}/auth;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
+            proxy_cache guichet_gate;
+            proxy_cache_key "$cred/$stream";
+            proxy_cache_valid 204 {allowed_seconds}s;
+            proxy_cache_valid 401 403 1m;
+            proxy_cache_lock on;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
+            proxy_ignore_headers Cache-Control;
+            open_file_cache max=1000 inactive=1m;
         }}
 
         # Signed-URL mode: nginx checks the MD5 itself, Guichet is not asked.
         location ~ ^/signed/(?<sl_hash>[\\w-]+)\\.(?<sl_expires>\\d+)/(?<sl_stream>[\\w-]+)/(?<sl_file>[^/]+)$ {{
             secure_link $sl_hash,$sl_expires;
-            secure_link_md5 "$sl_expires$sl_stream {secure_link_secret}";
+            secure_link_md5 "$sl_expires$sl_stream {organizer_id} {secure_link_secret}";
             if ($secure_link = "") {{ return 403; }}
             if ($secure_link = "0") {{ return 410; }}
             add_header Access-Control-Allow-Origin * always;
@@ -146,14 +162,35 @@ http {{
 """
 
 
+class GateQuestions:
+    """WSGI middleware: the ``X-Original-URI`` of every auth_request nginx sent to the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.uris: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").endswith("/auth"):
+            with self.lock:
+                self.uris.append(environ.get("HTTP_X_ORIGINAL_URI", ""))
+        return self.app(environ, start_response)
+
+    def about(self, credential: str) -> list[str]:
+        with self.lock:
+            return [uri for uri in self.uris if credential in uri]
+
+
 @dataclass
 class StreamingStack:
     app: Any
+    gate: GateQuestions
     app_url: str
     hls_url: str
     rtmp_url: str
     event_id: Any
     ticket_type_id: Any
+    organizer_id: Any
     root: Path
 
 
@@ -190,7 +227,9 @@ def stack(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         event.stream_name = STREAM
         event.stream_url = f"http://127.0.0.1:{http_port}/hls/{{credential}}/{STREAM}/index.m3u8"
         db.session.commit()
-        event_id, ticket_type_id = event.id, event.ticket_types[0].id
+        event_id, ticket_type_id, organizer_id = event.id, event.ticket_types[0].id, event.organizer_id
+    gate = GateQuestions(app.wsgi_app)
+    app.wsgi_app = gate  # type: ignore[method-assign]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     serving = threading.Thread(target=server.serve_forever, name="guichet-stream-server", daemon=True)
     serving.start()
@@ -203,6 +242,8 @@ def stack(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             http_port=http_port,
             app_port=server.server_port,
             secure_link_secret=SECURE_LINK_SECRET,
+            organizer_id=organizer_id,
+            allowed_seconds=ALLOWED_SECONDS,
         )
     )
     nginx = subprocess.Popen(
@@ -231,11 +272,13 @@ def stack(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         wait_until(lambda: playlist.exists() and playlist.read_text().count(".ts") >= 3, "three HLS segments")
         yield StreamingStack(
             app=app,
+            gate=gate,
             app_url=f"http://127.0.0.1:{server.server_port}",
             hls_url=f"http://127.0.0.1:{http_port}",
             rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live/{STREAM}",
             event_id=event_id,
             ticket_type_id=ticket_type_id,
+            organizer_id=organizer_id,
             root=root,
         )
     finally:
@@ -329,19 +372,70 @@ def test_expired_forged_and_revoked_credentials_get_403(stack: StreamingStack) -
     assert probe.returncode != 0 and "403" in probe.stderr
 
 
-def test_refund_refuses_the_next_request(stack: StreamingStack) -> None:
+def credential_of(playlist: str) -> str:
+    return playlist.split("/hls/", 1)[1].split("/", 1)[0]
+
+
+def segment_urls(playlist: str) -> list[str]:
+    with urllib.request.urlopen(playlist, timeout=10) as response:  # noqa: S310 - loopback only
+        lines = response.read().decode().splitlines()
+    return [urllib.parse.urljoin(playlist, line) for line in lines if line and not line.startswith("#")]
+
+
+def test_many_segment_requests_inside_the_cache_window_cost_one_gate_request(stack: StreamingStack) -> None:
+    watch_url, _ticket_id = buy_stream_ticket(stack)
+    playlist = open_screen(stack, watch_url)
+    segments = segment_urls(playlist)  # the first request: nginx asks Guichet and keeps the answer
+
+    statuses = [http_status(url) for url in [playlist, *segments] * 3]
+
+    assert len(segments) >= 3 and set(statuses) == {200}
+    assert len(stack.gate.about(credential_of(playlist))) == 1
+
+
+def test_a_cached_decision_opens_only_the_stream_it_was_made_for(stack: StreamingStack) -> None:
+    watch_url, _ticket_id = buy_stream_ticket(stack)
+    playlist = open_screen(stack, watch_url)
+    assert http_status(playlist) == 200  # allowed, and kept for this credential and this stream
+
+    other = http_status(playlist.replace(f"/{STREAM}/", "/otherstream/"))
+
+    assert other == 403  # Guichet was asked (404 would mean the cached decision let it through)
+    assert len(stack.gate.about(credential_of(playlist))) == 2
+
+
+def test_after_a_refund_the_viewer_is_refused_within_the_cache_lifetime(stack: StreamingStack) -> None:
     watch_url, ticket_id = buy_stream_ticket(stack)
     playlist = open_screen(stack, watch_url)
-    segment = playlist.replace("index.m3u8", "0.ts")
+    segment = segment_urls(playlist)[0]
     assert http_status(playlist) == 200
 
     with stack.app.app_context():
         db.session.execute(update(Ticket).where(Ticket.id == uuid.UUID(ticket_id)).values(status="voided"))
         db.session.commit()
 
-    assert http_status(playlist) == 403
+    wait_until(
+        lambda: http_status(playlist) == 403, "the refund to reach nginx", ALLOWED_SECONDS + ANSWER_SLACK_SECONDS
+    )
     assert http_status(segment) == 403
     assert ffprobe(playlist).returncode != 0
+
+
+def test_a_screen_taken_over_is_refused_within_the_cache_lifetime_and_refusals_are_kept(
+    stack: StreamingStack,
+) -> None:
+    watch_url, _ticket_id = buy_stream_ticket(stack)
+    first = open_screen(stack, watch_url)
+    assert http_status(first) == 200
+
+    second = open_screen(stack, watch_url)  # another browser: it takes the ticket's one screen
+
+    wait_until(lambda: http_status(first) == 403, "the takeover to reach nginx", ALLOWED_SECONDS + ANSWER_SLACK_SECONDS)
+    asked_before = len(stack.gate.about(credential_of(first)))
+    refused_again = [http_status(first) for _ in range(5)]
+    assert refused_again == [403] * 5
+    assert len(stack.gate.about(credential_of(first))) == asked_before  # the refusal came from nginx's cache
+    assert http_status(second) == 200
 
 
 def test_rtmp_on_play_asks_guichet(stack: StreamingStack) -> None:
@@ -369,11 +463,13 @@ def test_signed_url_mode_is_checked_by_nginx_alone(stack: StreamingStack) -> Non
         digest, expires = playlist.split("/signed/", 1)[1].split("/", 1)[0].split(".")
         past = int(time.time()) - 5
         expired = playlist.replace(
-            f"{digest}.{expires}", f"{nginx_secure_link(SECURE_LINK_SECRET, STREAM, past)}.{past}"
+            f"{digest}.{expires}", f"{nginx_secure_link(SECURE_LINK_SECRET, stack.organizer_id, STREAM, past)}.{past}"
         )
         forged = playlist.replace(f"{digest}.", f"{digest[:-2]}xx.")
         signed_path = playlist.split("://", 1)[1].split("/", 1)[1]
-        gate = stack.app.test_client().get("/stream/auth", headers={"X-Original-URI": "/" + signed_path})
+        gate = stack.app.test_client().get(
+            f"/stream/{stack.organizer_id}/auth", headers={"X-Original-URI": "/" + signed_path}
+        )
 
         result = ffprobe(playlist)
 

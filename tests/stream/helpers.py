@@ -29,6 +29,7 @@ def stream_ticket(
     with app.app_context():
         db.session.execute(update(Event).where(Event.id == event.id).values(**values))
         db.session.commit()
+        organizer_id = db.session.get(Event, event.id).organizer_id
     body = {
         "event_id": str(event.id),
         "items": [{"ticket_type_id": str(event.type_id), "quantity": 1}],
@@ -44,6 +45,7 @@ def stream_ticket(
         token = make_stream_token(keys, _uuid(ticket["id"]), event.id)
     return SimpleNamespace(
         event_id=event.id,
+        organizer_id=organizer_id,
         ticket_id=_uuid(ticket["id"]),
         code=placed["code"],
         access_token=placed["access_token"],

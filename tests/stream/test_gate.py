@@ -17,19 +17,22 @@ def open_screen(client, ticket):
     return playlist.split("/hls/", 1)[1].split("/", 1)[0]  # the credential in the path
 
 
-def auth(client, uri):
-    return client.get("/stream/auth", headers={"X-Original-URI": uri})
+def auth(client, ticket, uri):
+    """nginx's auth_request from the streaming server of the ticket's organiser."""
+    return client.get(f"/stream/{ticket.organizer_id}/auth", headers={"X-Original-URI": uri})
 
 
 def test_valid_credential_plays_playlist_and_segments(app, client):
     ticket = stream_ticket(app, client)
     credential = open_screen(client, ticket)
 
-    playlist = auth(client, f"/hls/{credential}/{ticket.stream_name}/index.m3u8")
-    segment = auth(client, f"/hls/{credential}/{ticket.stream_name}/3.ts")
+    playlist = auth(client, ticket, f"/hls/{credential}/{ticket.stream_name}/index.m3u8")
+    segment = auth(client, ticket, f"/hls/{credential}/{ticket.stream_name}/3.ts")
 
     assert playlist.status_code == 204 and segment.status_code == 204
-    assert "Set-Cookie" not in playlist.headers
+    assert playlist.get_data() == b"" and playlist.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in playlist.headers and "Vary" not in playlist.headers  # nginx may cache it
+    assert client.head(f"/stream/{ticket.organizer_id}/auth", headers={"X-Original-URI": "/x"}).status_code == 401
 
 
 def test_each_refusal_names_its_reason(app, client):
@@ -40,10 +43,10 @@ def test_each_refusal_names_its_reason(app, client):
     forged = credential[:10] + ("A" if credential[10] != "A" else "B") + credential[11:]
 
     answers = {
-        "missing": auth(client, f"/hls/{ticket.stream_name}/index.m3u8"),
-        "forged": auth(client, f"/hls/{forged}/{ticket.stream_name}/index.m3u8"),
-        "expired": auth(client, f"/hls/{expired}/{ticket.stream_name}/index.m3u8"),
-        "other stream": auth(client, f"/hls/{credential}/someone-else/index.m3u8"),
+        "missing": auth(client, ticket, f"/hls/{ticket.stream_name}/index.m3u8"),
+        "forged": auth(client, ticket, f"/hls/{forged}/{ticket.stream_name}/index.m3u8"),
+        "expired": auth(client, ticket, f"/hls/{expired}/{ticket.stream_name}/index.m3u8"),
+        "other stream": auth(client, ticket, f"/hls/{credential}/someone-else/index.m3u8"),
     }
 
     assert answers["missing"].status_code == 401
@@ -60,11 +63,11 @@ def test_refund_revokes_the_very_next_request(app, client):
     ticket = stream_ticket(app, client)
     credential = open_screen(client, ticket)
     uri = f"/hls/{credential}/{ticket.stream_name}/index.m3u8"
-    assert auth(client, uri).status_code == 204
+    assert auth(client, ticket, uri).status_code == 204
 
     void_ticket(app, ticket.ticket_id)
 
-    refused = auth(client, uri)
+    refused = auth(client, ticket, uri)
     assert refused.status_code == 403 and refused.headers["X-Guichet-Refusal"] == "revoked"
 
 
@@ -73,10 +76,10 @@ def test_cancelled_event_revokes_and_a_newer_screen_takes_over(app, client):
     first = open_screen(client, ticket)
     second = open_screen(app.test_client(), ticket)  # another browser: no viewer cookie
 
-    superseded = auth(client, f"/hls/{first}/{ticket.stream_name}/index.m3u8")
-    newest = auth(client, f"/hls/{second}/{ticket.stream_name}/index.m3u8")
+    superseded = auth(client, ticket, f"/hls/{first}/{ticket.stream_name}/index.m3u8")
+    newest = auth(client, ticket, f"/hls/{second}/{ticket.stream_name}/index.m3u8")
     set_event(app, ticket.event_id, status="cancelled")
-    after_cancel = auth(client, f"/hls/{second}/{ticket.stream_name}/index.m3u8")
+    after_cancel = auth(client, ticket, f"/hls/{second}/{ticket.stream_name}/index.m3u8")
 
     assert (superseded.status_code, superseded.headers["X-Guichet-Refusal"]) == (403, "revoked")
     assert newest.status_code == 204
@@ -88,12 +91,16 @@ def test_rtmp_on_play_allows_with_2xx_and_refuses_with_403(app, client):
     credential = open_screen(client, ticket)
 
     allowed = client.post(
-        "/stream/rtmp/on-play", data={"call": "play", "app": "live", "name": ticket.stream_name, "cred": credential}
+        f"/stream/{ticket.organizer_id}/rtmp/on-play",
+        data={"call": "play", "app": "live", "name": ticket.stream_name, "cred": credential},
     )
     refused = client.post(
-        "/stream/rtmp/on-play", data={"call": "play", "app": "live", "name": ticket.stream_name, "cred": "gv1nope"}
+        f"/stream/{ticket.organizer_id}/rtmp/on-play",
+        data={"call": "play", "app": "live", "name": ticket.stream_name, "cred": "gv1nope"},
     )
-    no_credential = client.post("/stream/rtmp/on-play", data={"call": "play", "name": ticket.stream_name})
+    no_credential = client.post(
+        f"/stream/{ticket.organizer_id}/rtmp/on-play", data={"call": "play", "name": ticket.stream_name}
+    )
 
     assert allowed.status_code == 204
     assert refused.status_code == 403 and no_credential.status_code == 403
@@ -105,54 +112,110 @@ def test_mediamtx_read_needs_a_credential_for_that_path(app, client):
     base = {"user": "", "password": "", "ip": "127.0.0.1", "action": "read", "protocol": "hls", "id": None}
 
     by_query = client.post(
-        "/stream/mediamtx/auth", json={**base, "path": ticket.stream_name, "query": f"cred={credential}"}
+        f"/stream/{ticket.organizer_id}/mediamtx/auth",
+        json={**base, "path": ticket.stream_name, "query": f"cred={credential}"},
     )
     by_token = client.post(
-        "/stream/mediamtx/auth", json={**base, "path": ticket.stream_name, "token": credential, "query": ""}
+        f"/stream/{ticket.organizer_id}/mediamtx/auth",
+        json={**base, "path": ticket.stream_name, "token": credential, "query": ""},
     )
-    wrong_path = client.post("/stream/mediamtx/auth", json={**base, "path": "other", "query": f"cred={credential}"})
-    api_action = client.post("/stream/mediamtx/auth", json={**base, "action": "api", "path": "", "query": ""})
-    not_json = client.post("/stream/mediamtx/auth", data="nope", content_type="text/plain")
+    wrong_path = client.post(
+        f"/stream/{ticket.organizer_id}/mediamtx/auth", json={**base, "path": "other", "query": f"cred={credential}"}
+    )
+    api_action = client.post(
+        f"/stream/{ticket.organizer_id}/mediamtx/auth", json={**base, "action": "api", "path": "", "query": ""}
+    )
+    not_json = client.post(f"/stream/{ticket.organizer_id}/mediamtx/auth", data="nope", content_type="text/plain")
 
     assert by_query.status_code == 200 and by_token.status_code == 200
     assert wrong_path.status_code == 401 and api_action.status_code == 401
     assert not_json.status_code == 400
 
 
-def test_mediamtx_publish_needs_the_events_publisher_key(app, client):
+def give_to_new_organizer(app, ticket, name="Owner"):
+    """Move the ticket's event to a new organiser; returns (organiser id, API token)."""
     from tests.conftest import make_organizer
     from ticketing.catalog.models import Event
     from ticketing.extensions import db
 
-    ticket = stream_ticket(app, client)
     with app.app_context():
-        organizer, api_token = make_organizer("Owner")
+        organizer, api_token = make_organizer(name)
         event = db.session.get(Event, ticket.event_id)
         event.organizer_id = organizer.id
         db.session.commit()
+        return organizer.id, api_token
+
+
+def publish(client, organizer_id, stream_name, **fields):
+    body = {"user": "", "ip": "127.0.0.1", "action": "publish", "path": stream_name, "protocol": "rtmp", "id": None}
+    return client.post(f"/stream/{organizer_id}/mediamtx/auth", json={**body, **fields})
+
+
+def test_mediamtx_publish_needs_the_events_publisher_key(app, client):
+    ticket = stream_ticket(app, client)
+    organizer_id, api_token = give_to_new_organizer(app, ticket)
     issued = client.post(
         f"/api/v1/events/{ticket.event_id}/stream/publisher-key", headers={"Authorization": f"Bearer {api_token}"}
     )
     key = issued.get_json()["publisher_key"]
-    publish = {
-        "user": "",
-        "ip": "127.0.0.1",
-        "action": "publish",
-        "path": ticket.stream_name,
-        "protocol": "rtmp",
-        "id": None,
-    }
 
-    with_key = client.post("/stream/mediamtx/auth", json={**publish, "password": "", "query": f"key={key}"})
-    with_password = client.post("/stream/mediamtx/auth", json={**publish, "password": key, "query": ""})
-    wrong_key = client.post("/stream/mediamtx/auth", json={**publish, "password": "wrong", "query": ""})
-    viewer_cannot_publish = client.post(
-        "/stream/mediamtx/auth", json={**publish, "password": "", "query": f"cred={open_screen(client, ticket)}"}
+    with_key = publish(client, organizer_id, ticket.stream_name, password="", query=f"key={key}")
+    with_password = publish(client, organizer_id, ticket.stream_name, password=key, query="")
+    wrong_key = publish(client, organizer_id, ticket.stream_name, password="wrong", query="")
+    viewer_cannot_publish = publish(
+        client, organizer_id, ticket.stream_name, password="", query=f"cred={open_screen(client, ticket)}"
     )
 
     assert issued.status_code == 201 and issued.get_json()["stream_name"] == ticket.stream_name
     assert with_key.status_code == 200 and with_password.status_code == 200
     assert wrong_key.status_code == 401 and viewer_cannot_publish.status_code == 401
+
+
+def two_organisers_one_stream_name(app, client):
+    """Organisers A and B, each with a livestream called "live" and a viewer with a screen."""
+    a, b = stream_ticket(app, client, stream_name="live"), stream_ticket(app, client, stream_name="live")
+    return (a, open_screen(client, a)), (b, open_screen(client, b))
+
+
+def test_with_two_organisers_using_one_stream_name_each_gate_admits_only_its_own_viewers(app, client):
+    (a, credential_a), (b, credential_b) = two_organisers_one_stream_name(app, client)
+    uri_a, uri_b = f"/hls/{credential_a}/live/index.m3u8", f"/hls/{credential_b}/live/index.m3u8"
+    read = {"user": "", "password": "", "ip": "127.0.0.1", "action": "read", "protocol": "hls", "path": "live"}
+
+    nginx = {
+        "a at a": auth(client, a, uri_a).status_code,
+        "b at b": auth(client, b, uri_b).status_code,
+        "a at b": auth(client, b, uri_a).status_code,
+        "b at a": auth(client, a, uri_b).status_code,
+    }
+    rtmp = client.post(f"/stream/{b.organizer_id}/rtmp/on-play", data={"name": "live", "cred": credential_a})
+    mediamtx = client.post(f"/stream/{b.organizer_id}/mediamtx/auth", json={**read, "query": f"cred={credential_a}"})
+    unknown = client.get(f"/stream/{uuid.uuid4()}/auth", headers={"X-Original-URI": uri_a})
+
+    assert a.organizer_id != b.organizer_id
+    assert nginx == {"a at a": 204, "b at b": 204, "a at b": 403, "b at a": 403}
+    assert rtmp.status_code == 403 and mediamtx.status_code == 401 and unknown.status_code == 403
+
+
+def test_with_two_organisers_using_one_stream_name_each_publisher_key_opens_its_own_stream(app, client):
+    (a, _credential_a), (b, _credential_b) = two_organisers_one_stream_name(app, client)
+    organizer_a, token_a = give_to_new_organizer(app, a, "A")
+    organizer_b, token_b = give_to_new_organizer(app, b, "B")
+    key_a, key_b = (
+        client.post(
+            f"/api/v1/events/{ticket.event_id}/stream/publisher-key", headers={"Authorization": f"Bearer {token}"}
+        ).get_json()["publisher_key"]
+        for ticket, token in ((a, token_a), (b, token_b))
+    )
+
+    answers = {
+        "a's key at a": publish(client, organizer_a, "live", password=key_a).status_code,
+        "b's key at b": publish(client, organizer_b, "live", password=key_b).status_code,
+        "a's key at b": publish(client, organizer_b, "live", password=key_a).status_code,
+        "b's key at a": publish(client, organizer_a, "live", password=key_b).status_code,
+    }
+
+    assert answers == {"a's key at a": 200, "b's key at b": 200, "a's key at b": 401, "b's key at a": 401}
 
 
 def test_credential_is_found_in_nested_and_flat_hls_paths():
@@ -185,93 +248,64 @@ def test_signed_url_mode_hands_out_an_expiring_secure_link(app, client, monkeypa
     digest, expires = credential.split(".")
     from ticketing.crypto.stream import nginx_secure_link
 
-    assert digest == nginx_secure_link("edge-secret", ticket.stream_name, int(expires))
+    assert digest == nginx_secure_link("edge-secret", ticket.organizer_id, ticket.stream_name, int(expires))
     assert 150 <= int(expires) - dt.datetime.now(dt.UTC).timestamp() <= 300
     again = client.post(f"/watch/{ticket.token}/heartbeat").get_json()["playlist"]
     assert again == playlist or int(again.split("/hls/", 1)[1].split("/", 1)[0].split(".")[1]) == int(expires) + 150
 
 
-def test_kept_connection_is_replaced_when_the_server_dropped_it(postgres_url):
+def test_a_killed_database_connection_answers_503_once_then_the_gate_decides_again(postgres_url, tmp_path):
     import sqlalchemy as sa
 
-    from ticketing.autocommit import AutocommitConnections
-    from ticketing.stream.lookup import GateLookup
+    from tests.conftest import app_on
 
-    engine = sa.create_engine(postgres_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
-    admin = sa.create_engine(postgres_url)
-    connections = AutocommitConnections(engine, keep_connections=True)
-    lookup = GateLookup(engine, connections)
-    try:
-        assert lookup.row(uuid.uuid4()) is None
-        first_pid = connections.current_backend_pid()
-        with admin.begin() as connection:
-            connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
-
-        assert lookup.row(uuid.uuid4()) is None
-
-        assert connections.current_backend_pid() not in (None, first_pid)
-    finally:
-        connections.close()
-        admin.dispose()
-
-
-def test_auth_request_lane_and_the_flask_view_give_the_same_answers(app, client):
+    apps = app_on(postgres_url, tmp_path / "instance")
+    app = next(apps)
+    client = app.test_client()
     ticket = stream_ticket(app, client)
-    credential = open_screen(client, ticket)
-    forged = credential[:10] + ("A" if credential[10] != "A" else "B") + credential[11:]
-    uris = [f"/hls/{credential}/{ticket.stream_name}/index.m3u8", f"/hls/{forged}/{ticket.stream_name}/1.ts", "/x"]
-    view = app.view_functions["stream_gate.nginx_auth_request"]
+    uri = f"/hls/{open_screen(client, ticket)}/{ticket.stream_name}/index.m3u8"
+    assert auth(client, ticket, uri).status_code == 204  # the pool now holds a connection
+    admin = sa.create_engine(postgres_url)
+    try:
+        with admin.begin() as connection:
+            killed = connection.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
 
-    from_lane = [auth(client, uri) for uri in uris]
-    from_view = []
-    for uri in uris:
-        with app.test_request_context("/stream/auth", headers={"X-Original-URI": uri}):
-            from_view.append(view())
+        after_kill = auth(client, ticket, uri)
+        next_one = auth(client, ticket, uri)
+    finally:
+        admin.dispose()
+        next(apps, None)
 
-    assert [r.status_code for r in from_lane] == [204, 403, 401]
-    assert [r.status_code for r in from_view] == [204, 403, 401]
-    assert [r.headers.get("X-Guichet-Refusal") for r in from_lane] == [None, "invalid", "invalid"]
-    assert [r.headers.get("X-Guichet-Refusal") for r in from_view] == [None, "invalid", "invalid"]
-    assert all(r.headers["Cache-Control"] == "no-store" and r.get_data() == b"" for r in from_lane)
-    assert client.head("/stream/auth", headers={"X-Original-URI": uris[0]}).status_code == 204
-    assert client.post("/stream/auth").status_code == 405  # other methods go on to Flask
+    assert killed >= 1
+    assert (after_kill.status_code, after_kill.headers["Retry-After"]) == (503, "2")
+    assert next_one.status_code == 204
 
 
-def test_auth_request_answers_503_when_the_database_is_unreachable(app, client):
-    import sqlalchemy as sa
+def test_the_gate_answers_503_when_the_database_is_unreachable(tmp_path):
+    from tests.conftest import make_app
 
-    from ticketing.autocommit import AutocommitConnections
-    from ticketing.stream.gate import AuthRequestLane
-    from ticketing.stream.lookup import GateLookup
-
-    lane = app.wsgi_app
-    assert isinstance(lane, AuthRequestLane)
+    app = make_app(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
     keys = app.extensions["guichet.stream_keys"]
     credential = make_viewer_credential(keys, uuid.uuid4(), int(dt.datetime.now(dt.UTC).timestamp()) + 600)
-    closed_port = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:9/none")
-    lane.lookup = GateLookup(closed_port, AutocommitConnections(closed_port, keep_connections=False))
 
-    response = auth(client, f"/hls/{credential}/live/index.m3u8")
+    response = app.test_client().get(
+        f"/stream/{uuid.uuid4()}/auth", headers={"X-Original-URI": f"/hls/{credential}/live/index.m3u8"}
+    )
 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
 
 
-def test_auth_request_lane_answers_500_to_a_bug_and_logs_no_message(app, client, caplog):
-    from ticketing.stream.gate import AuthRequestLane
+NESTED_JSON = "[" * 20_000 + "]" * 20_000  # far deeper than the JSON decoder recurses, under 64 KiB
 
-    class Broken:
-        def row(self, viewer_id):
-            raise RuntimeError("x" * 3 + "-quoted-input")  # the stack shows this line, not its value
 
-    lane = app.wsgi_app
-    assert isinstance(lane, AuthRequestLane)
-    keys = app.extensions["guichet.stream_keys"]
-    credential = make_viewer_credential(keys, uuid.uuid4(), int(dt.datetime.now(dt.UTC).timestamp()) + 600)
-    lane.lookup = Broken()
+def test_deeply_nested_json_to_mediamtx_auth_is_a_400_not_a_logged_500(app, client, caplog):
+    response = client.post(f"/stream/{uuid.uuid4()}/mediamtx/auth", data=NESTED_JSON, content_type="application/json")
 
-    response = auth(client, f"/hls/{credential}/live/index.m3u8")
-
-    assert response.status_code == 500
-    assert "RuntimeError" in caplog.text
-    assert "xxx-quoted-input" not in caplog.text and credential not in caplog.text
+    assert response.status_code == 400
+    assert "unexpected" not in caplog.text and "Traceback" not in caplog.text

@@ -186,6 +186,65 @@ def test_bad_stream_settings_get_field_errors(app, client):
     assert set(bad.get_json()["errors"]) == {"stream_url", "stream_name", "stream_max_screens", "stream_screen_policy"}
 
 
+@pytest.mark.parametrize(
+    "stream_url",
+    [
+        "https://v.example;script-src/hls/{credential}/gala/index.m3u8",  # a directive through the host
+        "https://v.example%3Bscript-src/hls/{credential}/gala/index.m3u8",
+        "https://user:secret@v.example/hls/{credential}/gala/index.m3u8",
+        "https://v.example:0/hls/{credential}/gala/index.m3u8",
+        "https://v.example:70000/hls/{credential}/gala/index.m3u8",
+        "https://v.example:/hls/{credential}/gala/index.m3u8",
+        "https://-v.example/hls/{credential}/gala/index.m3u8",
+        "https://v.example/hls/x{credential}/gala/index.m3u8",  # not a whole segment
+        "https://v.example/hls/{credential}/{credential}/index.m3u8",
+        "https://v.example/hls/gala/index.m3u8",  # no placeholder
+        "https://v.example/hls/{credential}/gala/index.m3u8#x",
+        "https://v.example/hls/{credential}/ga la/index.m3u8",
+        "https://v.example/hls/{credential}/gala'/index.m3u8\"",
+        "javascript://v.example/{credential}/x",
+    ],
+)
+def test_a_stream_url_that_is_not_strictly_a_url_is_refused_with_a_422(app, client, stream_url):
+    event_id, headers = organiser_event(app, client)
+
+    refused = client.patch(f"/api/v1/events/{event_id}", json={"stream_url": stream_url}, headers=headers)
+
+    assert refused.status_code == 422
+    assert set(refused.get_json()["errors"]) == {"stream_url"}
+
+
+@pytest.mark.parametrize(
+    "stream_url",
+    [
+        "https://video.example.org:8443/hls/{credential}/gala/index.m3u8",
+        "http://127.0.0.1:8080/hls/{credential}/gala.m3u8",
+        "https://[2001:db8::1]:8888/gala/index.m3u8?cred={credential}",
+        "https://xn--bcher-kva.example/live/gala/index.m3u8?a=1&cred={credential}",
+    ],
+)
+def test_stream_urls_of_every_documented_shape_are_accepted(app, client, stream_url):
+    event_id, headers = organiser_event(app, client)
+
+    accepted = client.patch(f"/api/v1/events/{event_id}", json={"stream_url": stream_url}, headers=headers)
+
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    assert accepted.get_json()["stream_url"] == stream_url
+
+
+def test_a_stream_url_stored_before_the_checks_adds_nothing_to_the_watch_page_policy(app, client):
+    ticket = stream_ticket(app, client)
+    set_event(app, ticket.event_id, stream_url="https://v.example;script-src 'unsafe-inline'/{credential}/x/i.m3u8")
+
+    watch = client.get(f"/watch/{ticket.token}")
+
+    csp = watch.headers["Content-Security-Policy"]
+    assert watch.status_code == 200
+    assert "v.example" not in csp and "unsafe-inline" not in csp
+    assert [d.split()[0] for d in csp.split("; ")].count("script-src") == 1
+    assert "connect-src 'self';" in csp and "media-src 'self' blob:;" in csp
+
+
 def test_stream_name_belongs_to_one_event(app, client):
     first, headers = organiser_event(app, client)
     second = client.post(
@@ -198,6 +257,46 @@ def test_stream_name_belongs_to_one_event(app, client):
     taken = client.patch(f"/api/v1/events/{second}", json={"stream_name": "gala"}, headers=headers)
 
     assert taken.status_code == 409 and taken.get_json()["code"] == "stream_name_taken"
+
+
+def test_stream_names_are_each_organisers_own(app, client):
+    first, headers_a = organiser_event(app, client)
+    other_organisers, headers_b = organiser_event(app, client)
+    assert client.patch(f"/api/v1/events/{first}", json={"stream_name": "gala"}, headers=headers_a).status_code == 200
+
+    same_name = client.patch(f"/api/v1/events/{other_organisers}", json={"stream_name": "gala"}, headers=headers_b)
+    created = client.post(
+        "/api/v1/events",
+        json={
+            "title": "B again",
+            "starts_at": "2030-02-01T20:00:00Z",
+            "ends_at": "2030-02-01T22:00:00Z",
+            "stream_name": "gala",
+        },
+        headers=headers_b,
+    )
+
+    assert same_name.status_code == 200 and same_name.get_json()["stream_name"] == "gala"
+    assert created.status_code == 409 and created.get_json()["code"] == "stream_name_taken"  # B's own, now
+
+
+def test_the_database_keeps_stream_names_unique_per_organiser(app):
+    from sqlalchemy.exc import IntegrityError
+
+    from ticketing.catalog.models import Event
+
+    first, second = published_event(app), published_event(app)  # two organisers
+    with app.app_context():
+        one, two = db.session.get(Event, first.id), db.session.get(Event, second.id)
+        one.stream_name = two.stream_name = "gala"
+        db.session.commit()  # two organisers, one name: allowed
+        third = Event(**{c: getattr(one, c) for c in ("organizer_id", "title", "starts_at", "ends_at")})
+        third.stream_name = "gala"
+        db.session.add(third)
+
+        with pytest.raises(IntegrityError):
+            db.session.commit()  # the same organiser twice: refused even past the service's check
+        db.session.rollback()
 
 
 def test_publisher_key_needs_a_stream_name_and_the_owner(app, client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ticketing.models import Base, UTCDateTime, new_id, utcnow
@@ -36,6 +36,9 @@ class Event(Base):
         CheckConstraint("stream_max_screens BETWEEN 1 AND 100", name="stream_max_screens"),
         CheckConstraint(f"stream_screen_policy IN {STREAM_SCREEN_POLICIES!r}", name="stream_screen_policy"),
         CheckConstraint(f"stream_access IN {STREAM_ACCESS_MODES!r}", name="stream_access"),
+        # The streaming server of one organiser knows each of its streams by name; two
+        # organisers may use the same name (and a 409 tells nobody about another's).
+        UniqueConstraint("organizer_id", "stream_name", name="uq_event_organizer_stream_name"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -58,7 +61,7 @@ class Event(Base):
     # Livestream settings (see ticketing/stream): where the player points, which stream
     # name the streaming server uses for this event, how many screens a ticket allows.
     stream_url: Mapped[str] = mapped_column(String(500), default="")
-    stream_name: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stream_name: Mapped[str | None] = mapped_column(String(64))
     stream_access: Mapped[str] = mapped_column(String(16), default="gate")
     stream_max_screens: Mapped[int] = mapped_column(Integer, default=1)
     stream_screen_policy: Mapped[str] = mapped_column(String(16), default="newest_wins")

@@ -25,6 +25,7 @@ from ticketing.catalog.models import (
     Organizer,
     TicketType,
 )
+from ticketing.catalog.stream_url import stream_url_problem
 from ticketing.crypto import hash_token, new_token
 from ticketing.errors import Conflict, Invalid, NotFound, Unauthorized
 from ticketing.forms import FieldParser, timezone_or_none
@@ -45,7 +46,6 @@ DATE_RANGE = dt.timedelta(days=3653)
 EVENT_INSTANTS = ("starts_at", "ends_at", "doors_at", "stream_replay_until")
 SALE_INSTANTS = ("sale_starts_at", "sale_ends_at")
 STREAM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-STREAM_URL = re.compile(r"https?://[^\s\"'<>]+")
 
 
 @dataclass(frozen=True)
@@ -247,11 +247,9 @@ def _stream_readers(fields: FieldParser, zone: Any) -> dict[str, Any]:
 
     def stream_url() -> str:
         value = fields.text("stream_url", max_length=500, default="") or ""
-        if value and (not STREAM_URL.fullmatch(value) or value.count("{credential}") != 1):
-            fields.fail(
-                "stream_url",
-                _("Must be an http(s) address of the HLS playlist with {credential} in its path once."),
-            )
+        problem = stream_url_problem(value) if value else None
+        if problem:
+            fields.fail("stream_url", problem)
         return value
 
     def stream_name() -> str | None:
@@ -272,11 +270,16 @@ def _stream_readers(fields: FieldParser, zone: Any) -> dict[str, Any]:
     }
 
 
-def _check_stream_name_free(session: Session, values: Mapping[str, Any], event: Event | None) -> None:
+def _check_stream_name_free(
+    session: Session, values: Mapping[str, Any], organizer_id: uuid.UUID, event: Event | None
+) -> None:
+    """Names are the organiser's own: another organiser's events are neither checked nor told about."""
     name = values.get("stream_name")
     if not name:
         return
-    taken = session.execute(select(Event.id).where(Event.stream_name == name)).scalar()
+    taken = session.execute(
+        select(Event.id).where(Event.organizer_id == organizer_id, Event.stream_name == name)
+    ).scalar()
     if taken is not None and (event is None or taken != event.id):
         raise Conflict(_("Another event already uses this stream name."), code="stream_name_taken")
 
@@ -299,7 +302,7 @@ def create_event(
 ) -> Event:
     values = _parse_event(payload, None, now, max_retention_days)
     with _writing(session):
-        _check_stream_name_free(session, values, None)
+        _check_stream_name_free(session, values, organizer.id, None)
         event = Event(organizer_id=organizer.id, status="draft", created_at=now, updated_at=now, **values)
         session.add(event)
         _commit_event(session)
@@ -323,7 +326,7 @@ def update_event(
         currency_changes = "currency" in values and values["currency"] != event.currency
         if currency_changes and _has_sold_or_held(session, event):
             raise Conflict(_("The currency cannot change once tickets are sold or held."), code="currency_locked")
-        _check_stream_name_free(session, values, event)
+        _check_stream_name_free(session, values, event.organizer_id, event)
         for name, value in values.items():
             setattr(event, name, value)
         event.updated_at = now

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from flask_babel import gettext as _
 
 from ticketing.catalog.services import authenticate_organizer
-from ticketing.checkin import services
+from ticketing.checkin import devices, offline, scanning, statistics
 from ticketing.checkin.models import Device
-from ticketing.checkin.services import ScanAnswer
+from ticketing.checkin.scanning import ScanAnswer
 from ticketing.errors import Invalid
 from ticketing.extensions import db, keyring, limiter
 from ticketing.models import utcnow
@@ -57,8 +57,8 @@ def public_keys() -> Response:
 @bp.post("/devices")
 def create_device() -> tuple[Response, int]:
     organizer = authenticate_organizer(db.session, bearer_token())
-    name, event_ids = services.parse_device_request(json_body())
-    device, code = services.create_device(db.session, organizer, name, event_ids, utcnow())
+    name, event_ids = devices.parse_device_request(json_body())
+    device, code = devices.create_device(db.session, organizer, name, event_ids, utcnow())
     body = device_json(device)
     body.update(pairing_code=code, pairing_expires_at=api_time(device.pairing_expires_at))
     return jsonify(body), 201
@@ -67,13 +67,13 @@ def create_device() -> tuple[Response, int]:
 @bp.get("/devices")
 def list_devices() -> Response:
     organizer = authenticate_organizer(db.session, bearer_token())
-    return jsonify(devices=[device_json(d) for d in services.list_devices(db.session, organizer)])
+    return jsonify(devices=[device_json(d) for d in devices.list_devices(db.session, organizer)])
 
 
 @bp.delete("/devices/<device_id>")
 def revoke_device(device_id: str) -> Response:
     organizer = authenticate_organizer(db.session, bearer_token())
-    return jsonify(device_json(services.revoke_device(db.session, organizer, device_id, utcnow())))
+    return jsonify(device_json(devices.revoke_device(db.session, organizer, device_id, utcnow())))
 
 
 @bp.post("/devices/pair")
@@ -86,14 +86,14 @@ def pair_device() -> Response:
             _("Send the pairing code shown to the organiser."),
             errors={"pairing_code": _("This field is required.")},
         )
-    device, token = services.pair_device(db.session, code, utcnow())
+    device, token = devices.pair_device(db.session, code, utcnow())
     return jsonify(device_token=token, device=device_json(device))
 
 
 @bp.get("/device")
 def current_device() -> Response:
-    device = services.authenticate_device(db.session, bearer_token())
-    events = services.device_events(db.session, device)
+    device = devices.authenticate_device(db.session, bearer_token())
+    events = devices.device_events(db.session, device)
     body = device_json(device)
     body["events"] = [
         {"id": str(e.id), "title": e.title, "starts_at": api_time(e.starts_at), "ends_at": api_time(e.ends_at)}
@@ -104,8 +104,8 @@ def current_device() -> Response:
 
 @bp.post("")
 def check_in() -> Response:
-    scan = services.parse_scan(json_body())
-    answer = services.check_in(
+    scan = scanning.parse_scan(json_body())
+    answer = scanning.check_in(
         db.session,
         keyring(),
         bearer_token(),
@@ -113,17 +113,14 @@ def check_in() -> Response:
         gate=scan["gate"],
         request_id=scan["request_id"],
         now=utcnow(),
-        connections=current_app.extensions["guichet.autocommit"],
     )
     return jsonify(answer_json(answer))
 
 
 @bp.post("/sync")
 def sync() -> Response:
-    scans = services.parse_sync(json_body())
-    results = services.sync_offline_scans(
-        db.session, keyring(), bearer_token(), scans, utcnow(), current_app.extensions["guichet.autocommit"]
-    )
+    scans = offline.parse_sync(json_body())
+    results = offline.sync_offline_scans(db.session, keyring(), bearer_token(), scans, utcnow())
     body = []
     for scan, answer in results:
         item = answer_json(answer)
@@ -142,8 +139,8 @@ def sync() -> Response:
 def bundle(event_id: str) -> Response:
     ring = keyring()
     now = utcnow()
-    device = services.authenticate_device(db.session, bearer_token())
-    found = services.event_bundle(db.session, ring, device, event_id, now)
+    device = devices.authenticate_device(db.session, bearer_token())
+    found = offline.event_bundle(db.session, ring, device, event_id, now)
     event = found["event"]
     response = jsonify(
         generated_at=api_time(now),
@@ -166,5 +163,5 @@ def bundle(event_id: str) -> Response:
 
 @bp.get("/events/<event_id>/stats")
 def stats(event_id: str) -> Response:
-    event = services.authorise_stats(db.session, bearer_token(), event_id)
-    return jsonify(services.event_stats(db.session, event))
+    event = statistics.authorise_stats(db.session, bearer_token(), event_id)
+    return jsonify(statistics.event_stats(db.session, event))

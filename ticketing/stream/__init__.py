@@ -14,8 +14,7 @@ from flask import Flask, current_app
 from ticketing.checkout.links import register_ticket_link
 from ticketing.checkout.models import Ticket
 from ticketing.crypto.stream import stream_keys
-from ticketing.extensions import csrf, db, limiter
-from ticketing.stream.lookup import GateLookup
+from ticketing.extensions import csrf, limiter
 from ticketing.stream.services import StreamPolicy, stream_link_token
 from ticketing.web import external_url
 
@@ -27,7 +26,6 @@ def watch_link(ticket: Ticket) -> str | None:
 
 def init_app(app: Flask) -> None:
     from ticketing.stream.api import bp as stream_api
-    from ticketing.stream.gate import AuthRequestLane
     from ticketing.stream.gate import bp as stream_gate
     from ticketing.stream.routes import bp as stream_pages
 
@@ -47,12 +45,3 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     limiter.exempt(stream_gate)
     register_ticket_link(app, "watch", watch_link)
-    app.extensions["guichet.stream_gate_lookup"] = gate_lookup(app)
-    app.wsgi_app = AuthRequestLane(app, app.wsgi_app)  # type: ignore[method-assign]
-
-
-def gate_lookup(app: Flask) -> GateLookup:
-    """PostgreSQL: the app's kept autocommit connections (see ``ticketing.autocommit``);
-    SQLite: the app's engine."""
-    with app.app_context():
-        return GateLookup(db.engine, app.extensions["guichet.autocommit"])

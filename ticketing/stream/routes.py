@@ -6,11 +6,10 @@ the database keeps only its hash and the ticket it watches.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ticketing.catalog.stream_url import stream_origin
 from ticketing.crypto.stream import StreamKeys
 from ticketing.extensions import db
 from ticketing.models import utcnow
@@ -30,16 +29,13 @@ def stream_policy() -> services.StreamPolicy:
     return current_app.extensions["guichet.stream_policy"]
 
 
-def _origin(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def watch_csp(stream_url: str) -> str:
-    """The page's policy: the app's own, plus the stream's origin for media and fetches only."""
-    origin = _origin(stream_url)
+    """The page's policy: the app's own, plus the stream's origin for media and fetches only.
+
+    The origin comes from ``stream_origin``, which gives none for a URL that would not pass
+    today's checks (a row stored before them), so nothing stored can add a directive.
+    """
+    origin = stream_origin(stream_url)
     extra = f" {origin}" if origin else ""
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -31,7 +31,6 @@ from ticketing.crypto.stream import (
 )
 from ticketing.models import begin_write
 from ticketing.stream.errors import PlayingElsewhere, ScreenLimit, SessionExpired, StreamRefused
-from ticketing.stream.lookup import GateLookup
 from ticketing.stream.models import ViewerSession
 
 
@@ -222,7 +221,8 @@ def viewer_playlist_url(
     """The event's stream URL with this screen's credential in its path.
 
     Gate mode: the credential names the session and lasts until the stream window closes;
-    the gate checks the session on every request, so revocation is immediate.
+    the gate checks the session whenever the streaming server asks (nginx asks again when
+    its cached decision, a few seconds old, ages out).
     Signed-URL mode: nginx checks an MD5 that expires after a few minutes; the page asks
     for a fresh one with each heartbeat.
     """
@@ -237,7 +237,8 @@ def viewer_playlist_url(
         half = max(1, policy.signed_url_seconds // 2)
         stepped = (int(now.timestamp()) // half + 2) * half
         expires = int(min(stepped, access.closes_at.timestamp()))
-        credential = f"{nginx_secure_link(policy.secure_link_secret, event.stream_name, expires)}.{expires}"
+        digest = nginx_secure_link(policy.secure_link_secret, event.organizer_id, event.stream_name, expires)
+        credential = f"{digest}.{expires}"
     else:
         credential = make_viewer_credential(keys, viewer.id, int(access.closes_at.timestamp()))
     return event.stream_url.replace("{credential}", credential)
@@ -270,19 +271,23 @@ def credential_from_uri(uri: str) -> GateRequest:
 
 
 def check_viewer_credential(
-    lookup: GateLookup,
+    session: Session,
     keys: StreamKeys,
+    organizer_id: uuid.UUID,
     credential: str | None,
     stream_name: str | None,
     now: dt.datetime,
 ) -> str | None:
-    """None when the viewer may play; otherwise the refusal reason.
+    """None when the viewer may play the stream of this name on this organiser's server;
+    otherwise the refusal reason.
 
-    The HMAC and the expiry are checked in memory; only then one query by primary key reads
-    the session, its ticket and its event (revocation is immediate: a refund, a newer screen
-    or a cancelled event refuses the very next request); see ``stream.lookup``.
+    Stream names are unique per organiser only, so the streaming server says whose it is
+    (the organiser id in the gate's URL) and the credential's event must be that
+    organiser's, with that name. The HMAC and the expiry are checked in memory; only then
+    one query by primary key reads the session, its ticket and its event, so a refund, a
+    newer screen or a cancelled event refuses the next question the streaming server asks.
     """
-    if not credential:
+    if not credential or not stream_name:
         return "invalid"
     try:
         viewer_id, expires_at = read_viewer_credential(keys, credential)
@@ -290,8 +295,21 @@ def check_viewer_credential(
         return "invalid"
     if expires_at <= now.timestamp():
         return "expired"
-    row = lookup.row(viewer_id)
-    if row is None or (stream_name is not None and row.stream_name != stream_name):
+    row = session.execute(
+        select(
+            ViewerSession.ended_at,
+            ViewerSession.expires_at,
+            Ticket.status,
+            Event.status.label("event_status"),
+            Event.organizer_id,
+            Event.stream_name,
+        )
+        .join(Ticket, Ticket.id == ViewerSession.ticket_id)
+        .join(Event, Event.id == Ticket.event_id)
+        .where(ViewerSession.id == viewer_id)
+    ).first()
+    session.rollback()
+    if row is None or row.organizer_id != organizer_id or row.stream_name != stream_name:
         return "invalid"
     if row.ended_at is not None or row.status != "valid" or row.event_status == "cancelled":
         return "revoked"
@@ -300,11 +318,17 @@ def check_viewer_credential(
     return None
 
 
-def check_publisher(session: Session, stream_name: str | None, publisher_key: str | None) -> bool:
-    """MediaMTX publish: the event whose stream name this is, and its publisher key."""
+def check_publisher(
+    session: Session, organizer_id: uuid.UUID, stream_name: str | None, publisher_key: str | None
+) -> bool:
+    """MediaMTX publish: this organiser's event of this stream name, and its publisher key."""
     if not stream_name or not publisher_key:
         return False
-    stored = session.execute(select(Event.stream_publisher_key_hash).where(Event.stream_name == stream_name)).scalar()
+    stored = session.execute(
+        select(Event.stream_publisher_key_hash).where(
+            Event.organizer_id == organizer_id, Event.stream_name == stream_name
+        )
+    ).scalar()
     session.rollback()
     return stored is not None and tokens_match(publisher_key, stored)
 
