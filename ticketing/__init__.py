@@ -148,6 +148,8 @@ def _select_locale() -> str:
 def _register_blueprints(app: Flask) -> None:
     from ticketing import stream
     from ticketing.catalog.api import bp as catalog_api
+    from ticketing.catalog.poster_routes import api as poster_api
+    from ticketing.catalog.poster_routes import pages as poster_pages
     from ticketing.catalog.routes import bp as catalog_pages
     from ticketing.checkin.api import bp as checkin_api
     from ticketing.checkin.routes import bp as checkin_pages
@@ -179,10 +181,19 @@ def _register_blueprints(app: Flask) -> None:
         LATE_PAYMENT_REFUNDED_MAIL: render_late_payment_refunded,
         EVENT_CANCELLED_MAIL: render_event_cancelled,
     }
-    for blueprint in (catalog_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
+    for blueprint in (catalog_api, poster_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         app.register_blueprint(blueprint)
-    for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
+    for blueprint in (
+        site,
+        catalog_pages,
+        poster_pages,
+        checkout_pages,
+        payment_pages,
+        privacy_pages,
+        ticket_pages,
+        checkin_pages,
+    ):
         app.register_blueprint(blueprint)
     stream.init_app(app)
 

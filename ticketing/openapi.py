@@ -103,7 +103,10 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "format": "uuid"},
             "title": {"type": "string"},
             "description": {"type": "string"},
-            "venue": {"type": "object", "properties": {"name": {"type": "string"}, "address": {"type": "string"}}},
+            "venue": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "address": {"type": "string"}, "city": {"type": "string"}},
+            },
             "starts_at": {"type": "string", "format": "date-time"},
             "ends_at": {"type": "string", "format": "date-time"},
             "doors_at": {"type": "string", "format": "date-time", "nullable": True},
@@ -120,6 +123,25 @@ SCHEMAS: dict[str, Any] = {
             "ticket_types": {"type": "array", "items": _ref("TicketType")},
         },
     },
+    "Poster": {
+        "type": "object",
+        "properties": {
+            "version": {"type": "string", "description": "changes with each upload; image URLs carry it"},
+            "alt": {"type": "string"},
+            "images": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "width": {"type": "integer"},
+                        "height": {"type": "integer"},
+                        "url": {"type": "string", "format": "uri"},
+                    },
+                },
+            },
+            "srcset": {"type": "string"},
+        },
+    },
     "EventInput": {
         "type": "object",
         "description": "Times in ISO 8601; without an offset they are read in the event's time zone.",
@@ -128,6 +150,7 @@ SCHEMAS: dict[str, Any] = {
             "description": {"type": "string", "maxLength": 10000},
             "venue_name": {"type": "string", "maxLength": 200},
             "venue_address": {"type": "string", "maxLength": 500},
+            "venue_city": {"type": "string", "maxLength": 100, "description": "shown in the events list"},
             "starts_at": {"type": "string", "format": "date-time"},
             "ends_at": {"type": "string", "format": "date-time"},
             "doors_at": {"type": "string", "format": "date-time"},
@@ -275,6 +298,46 @@ PATHS: dict[str, Any] = {
             "security": ORGANIZER,
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventInput")}}},
             "responses": {"201": _json(_ref("Event"), "The new event"), **ORGANIZER_ERRORS},
+        },
+    },
+    "/api/v1/events/{event_id}/poster": {
+        "parameters": [EVENT_ID],
+        "get": {
+            "summary": "The event's poster: its images at each width, and a srcset",
+            "responses": {"200": _json(_ref("Poster"), "The poster"), "404": _problem("No such event, or no poster")},
+        },
+        "put": {
+            "summary": "Attach or replace the poster: resized into a few widths, metadata (EXIF, GPS) stripped",
+            "security": ORGANIZER,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {
+                                "image": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "JPEG, PNG or WebP, 10 MB",
+                                },
+                                "alt": {
+                                    "type": "string",
+                                    "maxLength": 300,
+                                    "description": "text for who cannot see it",
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _json(_ref("Poster"), "The new poster"), **ORGANIZER_ERRORS},
+        },
+        "delete": {
+            "summary": "Remove the poster",
+            "security": ORGANIZER,
+            "responses": {"204": {"description": "Removed"}, **ORGANIZER_ERRORS},
         },
     },
     "/api/v1/events/{event_id}": {

@@ -43,7 +43,7 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
         "id": str(event.id),
         "title": event.title,
         "description": event.description,
-        "venue": {"name": event.venue_name, "address": event.venue_address},
+        "venue": {"name": event.venue_name, "address": event.venue_address, "city": event.venue_city},
         "starts_at": api_time(event.starts_at),
         "ends_at": api_time(event.ends_at),
         "doors_at": api_time(event.doors_at),

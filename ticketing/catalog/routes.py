@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, render_template
 
-from ticketing.catalog.services import get_public_event, list_upcoming_events, sale_state
+from ticketing.catalog.models import Event
+from ticketing.catalog.posters import PosterView, posters_for
+from ticketing.catalog.services import get_public_event, list_upcoming_events, listing, sale_state
 from ticketing.catalog.signals import show_live_availability
 from ticketing.extensions import db
 from ticketing.models import utcnow
 
 bp = Blueprint("catalog", __name__)
+bp.add_app_template_global(listing, "listing")
+
+
+@bp.app_template_global("event_posters")
+def event_posters(events: list[Event]) -> dict[uuid.UUID, PosterView]:
+    """The posters of the events a page shows, in one query (the checkout pages render
+    the event page too, so the template asks rather than each view)."""
+    return posters_for(db.session, [event.id for event in events])
 
 
 @bp.get("/")
