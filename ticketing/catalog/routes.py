@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, render_template
+from flask_babel import get_locale
 
+from ticketing.catalog.calendar import calendar_file
 from ticketing.catalog.models import Event
 from ticketing.catalog.posters import PosterView, posters_for
 from ticketing.catalog.services import get_public_event, list_upcoming_events, listing, sale_state
@@ -38,3 +40,11 @@ def event_page(event_id: str) -> str:
     event = get_public_event(db.session, event_id)
     show_live_availability([event], now)
     return render_template("catalog/event.html", event=event, now=now, sale_state=sale_state, errors={}, form={})
+
+
+@bp.get("/events/<event_id>/calendar.ics")
+def event_calendar_file(event_id: str) -> Response:
+    event = get_public_event(db.session, event_id)
+    response = Response(calendar_file(event, str(get_locale() or "en"), utcnow()), mimetype="text/calendar")
+    response.headers["Content-Disposition"] = 'attachment; filename="event.ics"'
+    return response
