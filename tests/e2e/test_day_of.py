@@ -197,6 +197,21 @@ def test_running_total_follows_the_choice_live_with_javascript(browser: Any, sho
 
 
 @pytest.mark.parametrize("javascript", [True, False])
+def test_enter_in_a_field_continues_to_payment_not_to_the_total(browser: Any, shop: Shop, javascript: bool) -> None:
+    event_id, type_id = shop.event(price_cents=1500, fee_cents=100)
+    context = browser_context(browser, 390, javascript=javascript)
+    page, _watch = _page(context)
+    page.goto(f"{shop.url}/events/{event_id}")
+
+    page.select_option(f"#qty-{type_id}", "1")
+    page.get_by_label("Email").fill(f"enter-{javascript}@example.org")
+    page.get_by_label("Email").press("Enter")
+
+    page.wait_for_url("**/pay/demo/**")
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False])
 def test_after_a_form_error_the_page_opens_on_the_summary_and_each_message_is_under_its_field(
     browser: Any, shop: Shop, javascript: bool
 ) -> None:
