@@ -176,7 +176,8 @@
     }
     var days = Math.floor(left / 86400);
     var clock = pad(Math.floor((left % 86400) / 3600)) + ":" + pad(Math.floor((left % 3600) / 60)) + ":" + pad(left % 60);
-    countdown.textContent = msg.msgOpensIn.replace("{countdown}", (days > 0 ? days + " " + msg.msgDays + " " : "") + clock);
+    var dayWord = days === 1 ? msg.msgDay : msg.msgDays;
+    countdown.textContent = msg.msgOpensIn.replace("{countdown}", (days > 0 ? days + " " + dayWord + " " : "") + clock);
     setTimeout(tick, 1000);
   }
 

@@ -395,8 +395,8 @@ def test_watch_page_before_the_start_shows_one_countdown_and_no_empty_box(browse
     visible = page.locator(".notice:visible")
     assert len(notices) == 1 and visible.count() == 1
     assert page.locator("#watch-status").is_hidden()
-    wait_for_js(page, "/opens in 1 days? \\d\\d:\\d\\d:\\d\\d/.test(document.getElementById('countdown').textContent)")
-    assert re.fullmatch(r"The stream opens in 1 days? \d\d:\d\d:\d\d, at \d\d:\d\d, Paris time\.", visible.inner_text())
+    wait_for_js(page, "/opens in 1 day \\d\\d:\\d\\d:\\d\\d/.test(document.getElementById('countdown').textContent)")
+    assert re.fullmatch(r"The stream opens in 1 day \d\d:\d\d:\d\d, at \d\d:\d\d, Paris time\.", visible.inner_text())
     assert_fits_width(page)
     assert_accessible(page, "watch page")
     watch.assert_clean()
