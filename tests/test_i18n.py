@@ -330,5 +330,5 @@ def test_extraction_sees_every_kind_of_marker(extracted_catalog):
     assert "Sold out" in ids  # N_() in ticketing/errors.py
     assert "This field is required." in ids  # gettext as _ in Python
     assert "Skip to content" in ids  # _() in a Jinja page
-    assert "Your tickets are on this page:" in ids  # _() in a plain-text mail template
+    assert "See my order:" in ids  # _() in a plain-text mail template
     assert ("Your ticket", "Your %(num)d tickets") in ids  # ngettext() in a Jinja page

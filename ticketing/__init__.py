@@ -148,6 +148,8 @@ def _select_locale() -> str:
 def _register_blueprints(app: Flask) -> None:
     from ticketing import backoffice, stream
     from ticketing.catalog.api import bp as catalog_api
+    from ticketing.catalog.poster_routes import api as poster_api
+    from ticketing.catalog.poster_routes import pages as poster_pages
     from ticketing.catalog.routes import bp as catalog_pages
     from ticketing.checkin.api import bp as checkin_api
     from ticketing.checkin.routes import bp as checkin_pages
@@ -160,9 +162,17 @@ def _register_blueprints(app: Flask) -> None:
     from ticketing.openapi import bp as openapi
     from ticketing.payments import provider_from_config
     from ticketing.payments.api import bp as payments_api
-    from ticketing.payments.notify import render_event_cancelled, render_late_payment_refunded
+    from ticketing.payments.notify import (
+        render_event_cancelled,
+        render_late_payment_refunded,
+        render_refund_confirmed,
+    )
     from ticketing.payments.routes import bp as payment_pages
-    from ticketing.payments.services import EVENT_CANCELLED_MAIL, LATE_PAYMENT_REFUNDED_MAIL
+    from ticketing.payments.services import (
+        EVENT_CANCELLED_MAIL,
+        LATE_PAYMENT_REFUNDED_MAIL,
+        REFUND_CONFIRMED_MAIL,
+    )
     from ticketing.privacy.api import bp as privacy_api
     from ticketing.privacy.routes import bp as privacy_pages
     from ticketing.site import bp as site
@@ -178,11 +188,21 @@ def _register_blueprints(app: Flask) -> None:
         ORDER_PAID_MAIL: render_order_paid,
         LATE_PAYMENT_REFUNDED_MAIL: render_late_payment_refunded,
         EVENT_CANCELLED_MAIL: render_event_cancelled,
+        REFUND_CONFIRMED_MAIL: render_refund_confirmed,
     }
-    for blueprint in (catalog_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
+    for blueprint in (catalog_api, poster_api, checkout_api, payments_api, openapi, privacy_api, checkin_api):
         csrf.exempt(blueprint)  # bearer tokens, no ambient cookie to forge with
         app.register_blueprint(blueprint)
-    for blueprint in (site, catalog_pages, checkout_pages, payment_pages, privacy_pages, ticket_pages, checkin_pages):
+    for blueprint in (
+        site,
+        catalog_pages,
+        poster_pages,
+        checkout_pages,
+        payment_pages,
+        privacy_pages,
+        ticket_pages,
+        checkin_pages,
+    ):
         app.register_blueprint(blueprint)
     stream.init_app(app)
     backoffice.init_app(app)

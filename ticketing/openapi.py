@@ -59,6 +59,7 @@ class Operation:
     rate_limited: bool = False
     database: bool = True
     description: str | None = None
+    body_media_type: str = JSON
 
     def problem_responses(self) -> dict[int, str]:
         shared: dict[int, str] = {}
@@ -86,9 +87,13 @@ def operation(
     rate_limited: bool = False,
     database: bool = True,
     description: str | None = None,
+    body_media_type: str = JSON,
 ) -> Callable[[View], View]:
-    """Declare a view's operation; the view itself is returned unchanged."""
-    declared = Operation(summary, answers, body, query, problems or {}, security, rate_limited, database, description)
+    """Declare a view's operation; the view itself is returned unchanged. ``body_media_type``
+    is ``multipart/form-data`` for a file upload, JSON otherwise."""
+    declared = Operation(
+        summary, answers, body, query, problems or {}, security, rate_limited, database, description, body_media_type
+    )
 
     def mark(view: View) -> View:
         view.openapi_operation = declared  # type: ignore[attr-defined]
@@ -143,7 +148,7 @@ def _operation_object(declared: Operation) -> dict[str, Any]:
     if declared.query is not None:
         found["parameters"] = [{"in": "query", "schema": declared.query}]
     if declared.body is not None:
-        found["requestBody"] = {"required": True, "content": _content(JSON, declared.body)}
+        found["requestBody"] = {"required": True, "content": _content(declared.body_media_type, declared.body)}
     return found
 
 

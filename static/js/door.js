@@ -145,6 +145,28 @@ function base32Decode(text) {
   return new Uint8Array(out);
 }
 
+// Guichet writes a payload's bytes as one decimal number (a denser QR code than base32),
+// with exactly the digits the largest number of that many bytes has; older tickets
+// carry base32. Both spell the same signed bytes (see ticketing/tickets/payload.py).
+function decimalDecode(text) {
+  const clean = text.trim();
+  let size = 1;
+  while (size <= 146 && (256n ** BigInt(size) - 1n).toString().length < clean.length) size += 1;
+  if ((256n ** BigInt(size) - 1n).toString().length !== clean.length) return null;
+  let value = BigInt(clean);
+  if (value >= 256n ** BigInt(size)) return null;
+  const out = new Uint8Array(size);
+  for (let i = size - 1; i >= 0; i -= 1) {
+    out[i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
+  return out;
+}
+
+function payloadBytes(code) {
+  return /^[0-9]+$/.test(code.trim()) ? decimalDecode(code) : base32Decode(code);
+}
+
 function uuidOf(bytes) {
   const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
@@ -156,7 +178,7 @@ function fromBase64Url(text) {
 }
 
 function parseTicket(code) {
-  const raw = base32Decode(code);
+  const raw = payloadBytes(code);
   if (!raw || raw.length < 2 || raw[0] !== 1) return null;
   const keyLength = raw[1];
   const bodyLength = 2 + keyLength + 48;

@@ -3,7 +3,8 @@
  * The page asks Guichet for a screen (POST .../session), plays the playlist URL it gets
  * back (the viewer credential is in its path, so every segment request carries it), and
  * sends a heartbeat at the interval the server names. A heartbeat answered
- * "playing_elsewhere" means a newer screen took the ticket: the player stops and says so.
+ * "playing_elsewhere" means a newer screen took the ticket: the player stops, says so,
+ * and offers "Watch here instead", which takes the ticket back the same way.
  */
 (function () {
   "use strict";
@@ -14,8 +15,8 @@
   }
   var video = document.getElementById("player");
   var statusBox = document.getElementById("watch-status");
-  var countdownBox = document.getElementById("countdown-box");
   var countdown = document.getElementById("countdown");
+  var watchHere = document.getElementById("watch-here");
   var msg = root.dataset;
   var hls = null;
   var playlist = null;
@@ -24,6 +25,7 @@
 
   function say(text, bad) {
     statusBox.textContent = text;
+    statusBox.hidden = !text;
     statusBox.classList.toggle("notice-bad", Boolean(bad));
   }
 
@@ -44,7 +46,7 @@
     });
   }
 
-  function stop(text) {
+  function stop(text, code) {
     stopped = true;
     root.dataset.state = "stopped";
     if (heartbeatTimer) {
@@ -58,7 +60,9 @@
     video.removeAttribute("src");
     video.load();
     video.hidden = true;
+    playlist = null;
     say(text, true);
+    watchHere.hidden = code !== "playing_elsewhere";
   }
 
   function startPlayback() {
@@ -122,7 +126,8 @@
       return;
     }
     if (!result.ok) {
-      stop(result.body.detail || msg.msgError);
+      var code = result.body.code;
+      stop(code === "playing_elsewhere" ? msg.msgElsewhere : result.body.detail || msg.msgError, code);
       return;
     }
     if (result.body.playlist) {
@@ -141,9 +146,12 @@
   }
 
   function start() {
-    if (countdownBox) {
-      countdownBox.hidden = true;
+    if (countdown) {
+      countdown.hidden = true;
     }
+    stopped = false;
+    watchHere.hidden = true;
+    root.dataset.state = "starting";
     say(msg.msgStarting, false);
     post(msg.sessionUrl).then(function (result) {
       if (!result.ok && result.body.code === "not_yet") {
@@ -168,9 +176,12 @@
     }
     var days = Math.floor(left / 86400);
     var clock = pad(Math.floor((left % 86400) / 3600)) + ":" + pad(Math.floor((left % 3600) / 60)) + ":" + pad(left % 60);
-    countdown.textContent = msg.msgOpensIn + " " + (days > 0 ? days + " " + msg.msgDays + " " : "") + clock;
+    var dayWord = days === 1 ? msg.msgDay : msg.msgDays;
+    countdown.textContent = msg.msgOpensIn.replace("{countdown}", (days > 0 ? days + " " + dayWord + " " : "") + clock);
     setTimeout(tick, 1000);
   }
+
+  watchHere.querySelector("button").addEventListener("click", start);
 
   window.addEventListener("pagehide", function () {
     if (!stopped && navigator.sendBeacon) {

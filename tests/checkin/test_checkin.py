@@ -140,7 +140,7 @@ def test_another_organisers_device_scanning_a_ticket_logs_it_under_that_device_o
 def test_forged_code_is_invalid(app, client):
     door = setup_door(app)
     code = door["codes"][0]
-    forged = code[:-10] + ("A" if code[-10] != "A" else "B") + code[-9:]
+    forged = code[:-10] + ("1" if code[-10] != "1" else "2") + code[-9:]  # a digit of the signature
 
     body = scan(client, door["token"], forged).get_json()
 

@@ -186,7 +186,7 @@ def test_list_of_events_counts_only_live_holds_and_writes_nothing(app, client):
 
     page = client.get("/").get_data(as_text=True)
 
-    assert "Tickets available" in page
+    assert "2 tickets left" in page
     assert _stock_and_order_statuses(app, type_id) == (2, ["pending"])
 
 

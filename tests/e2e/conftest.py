@@ -7,6 +7,7 @@ browser. Outside CI a missing Chromium skips the browser tests with the reason; 
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -19,7 +20,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI, make_app, make_event
+from tests.conftest import IN_CI, make_app, make_event, make_organizer
+from tests.e2e.shop import Shop, serve
 from ticketing.extensions import db
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -107,3 +109,38 @@ def wait_for_js(page: Any, expression: str, timeout_ms: float = 15_000) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout_ms:.0f} ms: {expression}")
         page.wait_for_timeout(50)
+
+
+ARTEFACTS_ENV = "GUICHET_E2E_ARTEFACTS"
+
+
+@pytest.fixture(scope="session")
+def artefacts(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """Where browser tests keep their screenshots: ``$GUICHET_E2E_ARTEFACTS`` (CI can
+    archive it), else a folder of pytest's temporary directory. The run's summary names it."""
+    chosen = os.environ.get(ARTEFACTS_ENV)
+    folder = Path(chosen) if chosen else tmp_path_factory.getbasetemp() / "e2e-artefacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    pytestconfig.stash[ARTEFACTS_KEY] = folder
+    return folder
+
+
+ARTEFACTS_KEY = pytest.StashKey[Path]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    folder = config.stash.get(ARTEFACTS_KEY, None)
+    if folder is not None:
+        terminalreporter.write_line(f"browser screenshots kept in {folder}")
+
+
+@pytest.fixture
+def shop(sqlite_url: str, tmp_path: Path) -> Iterator[Shop]:
+    """A live server with an organiser and no event yet (see ``tests/e2e/shop.py``)."""
+    # Heartbeats every second, so that a screen learns within a second that another took over.
+    app = make_app(tmp_path / "instance", sqlite_url, TICKETING_STREAM_HEARTBEAT_SECONDS="1")
+    with app.app_context():
+        organizer, token = make_organizer("Salle Test")
+        organizer_id = organizer.id
+    for url in serve(app):
+        yield Shop(app, url, token, organizer_id)

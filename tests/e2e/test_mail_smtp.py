@@ -155,7 +155,9 @@ def test_each_paid_order_is_mailed_to_its_buyer(
         code = _order_code(order_path)
         assert envelope.rcpt_tos == [buyer]
         assert message["To"] == buyer
-        assert message.get_content_type() == "multipart/alternative"
+        # The text and HTML parts as alternatives, beside the event's calendar file.
+        assert message.get_content_type() == "multipart/mixed"
+        assert [part.get_content_type() for part in message.iter_parts()] == ["multipart/alternative", "text/calendar"]
         # A first mail to an address carries no text an organiser chose in its subject.
         assert code in message["Subject"] and title not in message["Subject"]
         text, html = _parts(message)

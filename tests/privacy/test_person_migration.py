@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from tests.conftest import dispose, make_app
-from ticketing.catalog.models import Event
 from ticketing.checkout.models import Order
 from ticketing.crypto import blind_index, encrypt_field, hash_token, new_data_key, wrap_data_key
 from ticketing.extensions import db, keyring
@@ -16,31 +16,53 @@ from ticketing.models import new_id, utcnow
 from ticketing.privacy.vault import email_indexes, find_person_ids, read_person
 
 
-def _event(organizer_id, *, asks: bool) -> Event:
-    now = utcnow()
-    return Event(
+def _insert_at_0006(table: str, **values) -> None:
+    """Write a row with the columns revision 0006 has; today's models have columns it lacks."""
+    def column(name, value):
+        if isinstance(value, uuid.UUID):
+            return sa.column(name, sa.Uuid())
+        if isinstance(value, dt.datetime):
+            return sa.column(name, sa.DateTime())
+        return sa.column(name)
+
+    db.session.execute(sa.table(table, *(column(k, v) for k, v in values.items())).insert().values(**values))
+
+
+def _event(organizer_id, *, asks: bool) -> uuid.UUID:
+    event_id, now = new_id(), utcnow().replace(tzinfo=None)
+    _insert_at_0006(
+        "event",
+        id=event_id,
         organizer_id=organizer_id,
         title="Migrated",
+        description="",
         venue_name="Salle",
+        venue_address="",
         starts_at=now + dt.timedelta(days=3),
         ends_at=now + dt.timedelta(days=3, hours=2),
         timezone="Europe/Paris",
+        mode="in_person",
         status="published",
         currency="EUR",
         ask_name=asks,
         ask_postcode=asks,
+        created_at=now,
+        updated_at=now,
     )
+    return event_id
 
 
-def _order(event: Event, person_id, minutes: int) -> Order:
-    now = utcnow() + dt.timedelta(minutes=minutes)
-    return Order(
+def _order(event_id: uuid.UUID, person_id, minutes: int) -> None:
+    now = (utcnow() + dt.timedelta(minutes=minutes)).replace(tzinfo=None)
+    _insert_at_0006(
+        "orders",
         id=new_id(),
         code=f"AAAAA-AAAA{minutes}",
         access_token_hash=hash_token(str(minutes)),
-        event_id=event.id,
+        event_id=event_id,
         person_id=person_id,
         status="paid",
+        locale="fr",
         currency="EUR",
         subtotal_cents=0,
         fee_cents=0,
@@ -52,22 +74,15 @@ def _order(event: Event, person_id, minutes: int) -> Order:
     )
 
 
-def _organizer_at_0006():
-    """The organiser row as revision 0006 has it (today's model has columns it lacks)."""
+def _organizer_at_0006() -> uuid.UUID:
     organizer_id = new_id()
-    table = sa.table(
+    _insert_at_0006(
         "organizer",
-        sa.column("id", sa.Uuid()),
-        sa.column("name", sa.String()),
-        sa.column("api_token_hash", sa.String()),
-        sa.column("created_at", sa.DateTime()),
+        id=organizer_id,
+        name="Salle",
+        api_token_hash=hash_token("t"),
+        created_at=utcnow().replace(tzinfo=None),
     )
-    db.session.execute(
-        table.insert().values(
-            id=organizer_id, name="Salle", api_token_hash=hash_token("t"), created_at=utcnow().replace(tzinfo=None)
-        )
-    )
-    db.session.commit()
     return organizer_id
 
 
@@ -114,10 +129,9 @@ def test_a_person_shared_by_orders_becomes_one_record_per_order(empty_database, 
             upgrade(revision="0006_mail_queue")
             organizer_id = _organizer_at_0006()
             asks, silent = _event(organizer_id, asks=True), _event(organizer_id, asks=False)
-            db.session.add_all([asks, silent])
-            db.session.commit()
             shared = _person_at_0006("Sh4red@Example.org", name="Sam", postcode="31000")
-            db.session.add_all([_order(asks, shared, 1), _order(silent, shared, 2), _order(asks, shared, 3)])
+            for event_id, minutes in ((asks, 1), (silent, 2), (asks, 3)):
+                _order(event_id, shared, minutes)
             db.session.commit()
 
             upgrade()

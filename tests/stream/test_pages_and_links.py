@@ -29,7 +29,11 @@ def test_order_api_page_and_mail_carry_a_watch_link_per_stream_ticket(app, clien
     page = client.get(f"/orders/{ticket.code}/{ticket.access_token}").get_data(as_text=True)
     [mail] = outbox(app)
     message = email.message_from_bytes(mail.read_bytes())
-    parts = [p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_maintype() == "text"]
+    parts = [
+        p.get_payload(decode=True).decode()
+        for p in message.walk()
+        if p.get_content_type() in ("text/plain", "text/html")
+    ]
     mail_links = {link for part in parts for link in WATCH.findall(part)}
 
     keys = app.extensions["guichet.stream_keys"]
@@ -416,4 +420,5 @@ def test_watch_page_speaks_french(app, client):
 
     page = client.get(f"/watch/{ticket.token}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
 
-    assert "La diffusion ouvre à" in page and 'data-msg-opens-in="La diffusion ouvre dans"' in page
+    assert "La diffusion ouvre le" in page and "heure de Paris" in page
+    assert 'data-msg-opens-in="La diffusion ouvre dans {countdown}, à ' in page

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import uuid
 
@@ -13,6 +12,8 @@ from ticketing.crypto import load_keyring, new_key_values, public_key_bytes
 from ticketing.tickets.payload import (
     InvalidPayload,
     VerificationKey,
+    base32_text,
+    decimal_text,
     encode_ticket,
     read_ticket,
     verify_ticket,
@@ -55,28 +56,44 @@ def test_payload_round_trips(signer, ids):
     )
 
 
-def test_payload_is_short_and_uses_qr_alphanumeric_mode(signer, ids):
+def _raw(code: str) -> bytes:
+    """The payload's bytes (its first byte, the version, is never 0)."""
+    value = int(code)
+    size = (value.bit_length() + 7) // 8
+    assert decimal_text(value.to_bytes(size, "big")) == code
+    return value.to_bytes(size, "big")
+
+
+def test_payload_is_digits_in_a_version_7_qr_code(signer, ids):
     code = encode_ticket(signer, *ids)
 
     qr = segno.make_qr(code, error="m", boost_error=False)
 
-    assert len(code) < 200
-    assert qr.mode == "alphanumeric"
-    assert qr.version <= 8
+    assert code.isdigit()
+    assert qr.mode == "numeric"
+    assert qr.version == 7  # base32 of the same bytes needs version 8
+    assert segno.make_qr(base32_text(_raw(code)), error="m", boost_error=False).version == 8
 
 
-def test_every_single_byte_change_is_rejected(signer, ids):
-    code = encode_ticket(signer, *ids)
-    raw = base64.b32decode(code + "=" * (-len(code) % 8))
+def test_tickets_written_in_base32_still_verify(signer, ids):
+    old_code = base32_text(_raw(encode_ticket(signer, *ids)))
+
+    claims = verify_ticket(old_code, keys_of(signer), NOW, event_id=ids[0])
+
+    assert old_code.startswith("A") and claims.ticket_id == ids[1]
+
+
+@pytest.mark.parametrize("spell", [decimal_text, base32_text])
+def test_every_single_byte_change_is_rejected(signer, ids, spell):
+    raw = _raw(encode_ticket(signer, *ids))
     keys = keys_of(signer)
 
     for position in range(len(raw)):
         for flip in (0x01, 0x80, 0xFF):
             tampered = bytearray(raw)
             tampered[position] ^= flip
-            text = base64.b32encode(bytes(tampered)).decode().rstrip("=")
             with pytest.raises(InvalidPayload):
-                verify_ticket(text, keys, NOW, event_id=ids[0])
+                verify_ticket(spell(bytes(tampered)), keys, NOW, event_id=ids[0])
 
 
 def test_every_single_character_change_is_rejected(signer, ids):
@@ -84,10 +101,21 @@ def test_every_single_character_change_is_rejected(signer, ids):
     keys = keys_of(signer)
 
     for position in range(len(code)):
-        replacement = "A" if code[position] != "A" else "B"
-        tampered = code[:position] + replacement + code[position + 1 :]
-        with pytest.raises(InvalidPayload):
-            verify_ticket(tampered, keys, NOW)
+        for replacement in ("0", "9", "A"):
+            if replacement == code[position]:
+                continue
+            tampered = code[:position] + replacement + code[position + 1 :]
+            with pytest.raises(InvalidPayload):
+                verify_ticket(tampered, keys, NOW)
+
+
+def test_a_decimal_code_with_an_extra_leading_zero_is_unreadable(signer, ids):
+    code = encode_ticket(signer, *ids)
+
+    with pytest.raises(InvalidPayload) as error:
+        read_ticket("0" + code)
+
+    assert error.value.reason == "unreadable"
 
 
 def test_lower_case_and_surrounding_spaces_still_verify(signer, ids):
@@ -165,6 +193,6 @@ def test_standalone_verifier_needs_only_the_public_key(signer, ids):
 
 def test_payload_holds_nothing_but_ids_and_key(signer, ids):
     code = encode_ticket(signer, *ids)
-    raw = base64.b32decode(code + "=" * (-len(code) % 8))
+    raw = _raw(code)
 
     assert len(raw) == 2 + len(signer.signing_key_id) + 48 + 64

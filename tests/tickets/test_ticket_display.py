@@ -86,3 +86,16 @@ def test_old_public_key_stays_published_after_rotation(app, client, runner):
     assert result.exit_code == 0, result.output
     assert "TICKETING_SIGNING_KEY=" in result.output
     assert {"id": old_id, "public_key": old_key} in [{"id": k["id"], "public_key": k["public_key"]} for k in keys]
+
+
+def test_qr_svg_scales_to_its_container_and_draws_its_quiet_zone():
+    from ticketing.tickets.qr import QUIET_ZONE, qr_svg
+
+    svg = str(qr_svg("1234567890", "QR code"))
+
+    size = int(re.search(r'viewBox="0 0 (\d+) \1"', svg).group(1))
+    opening = svg[: svg.index(">")]
+    assert "width=" not in opening and "height=" not in opening  # a fixed size is what cropped it
+    assert 'role="img"' in opening and "<title>QR code</title>" in svg
+    assert f'<path fill="#fff" d="M0 0h{size}v{size}h-{size}z"/>' in svg  # light under the quiet zone too
+    assert size == 21 + 2 * QUIET_ZONE

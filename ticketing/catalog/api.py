@@ -58,7 +58,7 @@ def event_json(event: Event, now: dt.datetime, *, for_organizer: bool = False) -
         "id": event.id,
         "title": event.title,
         "description": event.description,
-        "venue": {"name": event.venue_name, "address": event.venue_address},
+        "venue": {"name": event.venue_name, "address": event.venue_address, "city": event.venue_city},
         "starts_at": event.starts_at,
         "ends_at": event.ends_at,
         "doors_at": event.doors_at,

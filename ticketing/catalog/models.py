@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid, false
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ticketing.models import Base, UTCDateTime, new_id, utcnow
@@ -88,6 +99,8 @@ class Event(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     venue_name: Mapped[str] = mapped_column(String(200), default="")
     venue_address: Mapped[str] = mapped_column(String(500), default="")
+    # The town the events list shows beside the date; the address says the rest.
+    venue_city: Mapped[str] = mapped_column(String(100), default="", server_default="")
     starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     doors_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -175,3 +188,33 @@ class TicketType(Base):
     @property
     def grants(self) -> list[str]:
         return [name for name, on in (("entry", self.grants_entry), ("stream", self.grants_stream)) if on]
+
+
+class Poster(Base):
+    """An event's poster: its alternative text and the version its image URLs carry.
+
+    A new upload takes a new version, so every URL names bytes that never change and can
+    be cached for a year; the old version's URLs answer 404.
+    """
+
+    __tablename__ = "poster"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(16))
+    alt: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PosterImage(Base):
+    """One width of a poster, as a JPEG re-encoded by Guichet: no metadata survives it.
+
+    Kept in the database like everything else, so that every app host serves it.
+    """
+
+    __tablename__ = "poster_image"
+    __table_args__ = (CheckConstraint("width > 0 AND height > 0", name="size"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("poster.event_id", ondelete="CASCADE"), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer, primary_key=True)
+    height: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

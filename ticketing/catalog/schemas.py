@@ -77,6 +77,7 @@ class EventInput(Body):
     description = Text(max_length=10_000, multiline=True, blank="", load_default="")
     venue_name = Text(max_length=200, blank="", load_default="")
     venue_address = Text(max_length=500, multiline=True, blank="", load_default="")
+    venue_city = Text(max_length=100, blank="", load_default="", metadata={"description": "shown on the events list"})
     starts_at = Instant(required=True)
     ends_at = Instant(required=True)
     doors_at = Instant(load_default=None)
@@ -148,6 +149,7 @@ class TicketType(Out):
 class Venue(Out):
     name = ma.fields.String(required=True)
     address = ma.fields.String(required=True)
+    city = ma.fields.String(required=True)
 
 
 class Event(Out):
@@ -182,6 +184,31 @@ class OrganizerEvent(Event):
     held = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
 
 
+class Image(Field):
+    """A file sent in a multipart body."""
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "contentMediaType": "application/octet-stream"}
+
+
+class PosterUpload(ma.Schema):
+    image = Image(required=True, metadata={"description": "JPEG, PNG or WebP, at most 10 MB"})
+    alt = Text(max_length=300, metadata={"description": "what the poster shows, for readers who cannot see it"})
+
+
+class PosterImage(Out):
+    width = ma.fields.Integer(required=True)
+    height = ma.fields.Integer(required=True)
+    url = ma.fields.String(required=True)
+
+
+class Poster(Out):
+    version = ma.fields.String(required=True)
+    alt = ma.fields.String(required=True)
+    images = ma.fields.List(ma.fields.Nested(PosterImage), required=True)
+    srcset = ma.fields.String(required=True)
+
+
 class Events(Out):
     events = ma.fields.List(ma.fields.Nested(Event), required=True)
 
@@ -199,3 +226,5 @@ ORGANIZER_EVENT = OrganizerEvent()
 EVENTS = Events()
 ORGANIZER_EVENTS = OrganizerEvents()
 TICKET_TYPE = TicketType()
+POSTER_UPLOAD = PosterUpload()
+POSTER = Poster()

@@ -103,6 +103,33 @@ def sale_state(ticket_type: _OnSale, event: _EventWindow, now: dt.datetime) -> S
     return SaleState("open", available)
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What the events list says of an event: what a ticket costs and what is left.
+
+    Prices are what a buyer pays for one ticket, service fee included, over the types on
+    sale (or all types when none is); ``left`` counts the tickets of the types on sale.
+    """
+
+    lowest_cents: int | None
+    highest_cents: int | None
+    left: int
+    state: SaleState | None
+
+
+def listing(event: Event, now: dt.datetime) -> Listing:
+    states = [(ticket_type, sale_state(ticket_type, event, now)) for ticket_type in event.ticket_types]
+    open_types = [(t, state) for t, state in states if state.is_open]
+    priced = open_types or states
+    prices = [t.price_cents + t.fee_cents for t, _state in priced]
+    return Listing(
+        lowest_cents=min(prices) if prices else None,
+        highest_cents=max(prices) if prices else None,
+        left=sum(state.available for _t, state in open_types),
+        state=open_types[0][1] if open_types else (states[0][1] if states else None),
+    )
+
+
 def create_organizer(session: Session, name: str, now: dt.datetime) -> tuple[Organizer, str]:
     """Return the organiser and their first API token; the token is shown once, only its
     hash kept."""

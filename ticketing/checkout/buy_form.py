@@ -6,6 +6,7 @@ Shape only: whether the event sells these tickets now is ``orders.place_order``'
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
@@ -43,11 +44,49 @@ class BuyForm(PageForm):
         return OrderRequest(tuple(items), self.email.data, name, postcode)
 
 
-def buy_form(event: Event, formdata: Any) -> BuyForm:
-    fields: dict[str, Any] = {
+def _quantity_fields(event: Event) -> dict[str, Any]:
+    return {
         f"qty-{ticket_type.id}": StringField(validators=[rule(Whole(maximum=MAX_QUANTITY, blank=0, load_default=0))])
         for ticket_type in event.ticket_types
     }
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the chosen tickets cost, before anything is held: the running total."""
+
+    currency: str
+    tickets: int
+    subtotal_cents: int
+    fee_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.subtotal_cents + self.fee_cents
+
+
+class QuantitiesForm(PageForm):
+    def quote(self, event: Event) -> tuple[Quote, dict[str, str]]:
+        """The total of the quantities that read, and a message per quantity that does not."""
+        self.validate()
+        subtotal = fee = count = 0
+        for ticket_type in event.ticket_types:
+            quantity = self._fields[f"qty-{ticket_type.id}"].data
+            if isinstance(quantity, int) and quantity > 0:
+                count += quantity
+                subtotal += quantity * ticket_type.price_cents
+                fee += quantity * ticket_type.fee_cents
+        return Quote(event.currency, count, subtotal, fee), self.problems()
+
+
+def quantities_form(event: Event, formdata: Any) -> QuantitiesForm:
+    """The buy form's quantities alone: the total needs no address."""
+    form_class = type("EventQuantitiesForm", (QuantitiesForm,), _quantity_fields(event))
+    return form_class(formdata=formdata)
+
+
+def buy_form(event: Event, formdata: Any) -> BuyForm:
+    fields = _quantity_fields(event)
     if event.ask_name:
         fields["name"] = StringField(
             validators=[rule(Text(max_length=200)), required(_("This event asks for your name."))]

@@ -63,6 +63,15 @@ class Order(Base):
     def ticket_count(self) -> int:
         return sum(line.quantity for line in self.lines)
 
+    @property
+    def refund_cutoff(self) -> dt.datetime | None:
+        """Until when the buyer may ask for a refund: the strictest of the order's ticket
+        types; None when one of them is not refundable."""
+        hours = [line.ticket_type.refundable_until_hours for line in self.lines]
+        if not hours or any(h is None for h in hours):
+            return None
+        return self.event.starts_at - dt.timedelta(hours=max(h for h in hours if h is not None))
+
 
 class OrderLine(Base):
     """Prices are copied at order time: what the buyer was shown is what they pay."""

@@ -17,12 +17,15 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ticketing.catalog.calendar import calendar_file
 from ticketing.checkout.models import Order
 from ticketing.checkout.orders import WITH_LINES_AND_TICKETS
 from ticketing.checkout.presenter import ticket_presenter
+from ticketing.checkout.ticket_links import ticket_link_opens_at, ticket_links
 from ticketing.crypto import derive_access_token
 from ticketing.extensions import keyring
 from ticketing.mail import MailFailed, OutgoingMail, send_mail
+from ticketing.models import utcnow
 from ticketing.privacy.vault import has_earlier_record, read_person
 from ticketing.web import external_url
 
@@ -68,12 +71,30 @@ def render_order_paid(session: Session, order_id: uuid.UUID) -> OutgoingMail | N
         presenter = ticket_presenter()
         images = []
         qr_ids = {}
+        door_tickets = []
         for ticket in order.tickets:
             png = presenter.qr_png(ticket)
             if png:
                 qr_ids[ticket.id] = f"ticket-{ticket.id.hex}@guichet"
                 images.append((qr_ids[ticket.id], png))
-        context = {"order": order, "event": order.event, "link": link, "name": person.name, "qr_ids": qr_ids}
+                door_tickets.append(ticket)
+        # A livestream-only order's mail says nothing of a door: no codes, venue or doors time.
+        watch_links = [
+            (ticket, url, ticket_link_opens_at(ticket, "watch"))
+            for ticket in order.tickets
+            if (url := ticket_links(ticket).get("watch"))
+        ]
+        event = order.event
+        context = {
+            "order": order,
+            "event": event,
+            "link": link,
+            "name": person.name,
+            "qr_ids": qr_ids,
+            "door_tickets": door_tickets,
+            "watch_links": watch_links,
+            "venue": ", ".join(part for part in (event.venue_name, " ".join(event.venue_address.split())) if part),
+        }
         return OutgoingMail(
             to=person.email,
             subject=subject,
@@ -81,6 +102,7 @@ def render_order_paid(session: Session, order_id: uuid.UUID) -> OutgoingMail | N
             html=render_template("mail/order_paid.html", **context),
             language=order.locale,
             inline_images=tuple(images),
+            attachments=(("event.ics", "text/calendar", calendar_file(event, order.locale, utcnow())),),
         )
 
 
@@ -92,7 +114,7 @@ def send_order_links(email: str, orders: Sequence[tuple[Order, str]], locale: st
             to=email,
             subject=_("Your Guichet orders"),
             text=render_template("mail/order_links.txt", links=links),
-            html=render_template("mail/order_links.html", links=links),
+            html=render_template("mail/order_links.html", links=links, language=locale),
             language=locale,
         )
     return _deliver(mail, f"{len(links)} order links")

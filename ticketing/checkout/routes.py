@@ -14,11 +14,11 @@ from werkzeug.wrappers import Response
 from ticketing.catalog.services import get_public_event, sale_state
 from ticketing.catalog.signals import show_live_availability, stale_holds_asked
 from ticketing.checkout import orders, stock
-from ticketing.checkout.buy_form import buy_form
+from ticketing.checkout.buy_form import buy_form, quantities_form
 from ticketing.checkout.limits import TooManyHeld, charge_hold, check_hold_budget, order_limits
 from ticketing.checkout.notify import send_order_links
 from ticketing.checkout.presenter import ticket_presenter
-from ticketing.checkout.ticket_links import ticket_links
+from ticketing.checkout.ticket_links import ticket_link_opens_at, ticket_links
 from ticketing.errors import Invalid, SoldOut
 from ticketing.extensions import db, email_fingerprint, keyring, limiter, not_an_email
 from ticketing.mail.queue import send_queued_mail_now
@@ -28,6 +28,7 @@ from ticketing.webforms import EmailForm
 
 bp = Blueprint("checkout", __name__)
 bp.add_app_template_global(ticket_links, "ticket_links")
+bp.add_app_template_global(ticket_link_opens_at, "ticket_link_opens_at")
 
 ITEM_KEY = re.compile(r"items\[(\d+)\]")
 
@@ -43,6 +44,8 @@ def _event_page_with(event_id: str, status: int, **context: object) -> tuple[str
     event = get_public_event(db.session, event_id)
     show_live_availability([event], now)
     context.setdefault("errors", {})
+    if "quote" not in context:
+        context["quote"] = quantities_form(event, request.form).quote(event)[0]
     return (
         render_template(
             "catalog/event.html", event=event, now=now, sale_state=sale_state, form=request.form, **context
@@ -80,6 +83,15 @@ def create_order(event_id: str) -> Response | tuple[str, int]:
     if not placed.order.is_paid:
         charge_hold(sum(item.quantity for item in order_request.items))
     return _continue_to_payment(placed)
+
+
+@bp.post("/events/<event_id>/total")
+def order_total(event_id: str) -> tuple[str, int]:
+    """The buy form's "Update the total" button, for pages without JavaScript: the same
+    page with the total of the chosen tickets. Nothing is held, nothing written."""
+    event = get_public_event(db.session, event_id)
+    quote, errors = quantities_form(event, request.form).quote(event)
+    return _event_page_with(event_id, 422 if errors else 200, errors=errors, quote=quote)
 
 
 def _errors_by_form_field(errors: dict[str, str], order_request: orders.OrderRequest | None) -> dict[str, str]:

@@ -35,6 +35,8 @@ class OutgoingMail:
     # clients block remote images and many (Gmail, Outlook) drop ``data:`` URIs; related
     # parts show everywhere.
     inline_images: tuple[tuple[str, bytes], ...] = ()
+    # (file name, MIME type, text): files the reader saves, such as the event's .ics.
+    attachments: tuple[tuple[str, str, str], ...] = ()
 
 
 def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
@@ -52,6 +54,11 @@ def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
         html_part = message.get_payload()[-1]
         for content_id, png in mail.inline_images:
             html_part.add_related(png, maintype="image", subtype="png", cid=f"<{content_id}>")
+    for filename, mime_type, text in mail.attachments:
+        maintype, _slash, subtype = mime_type.partition("/")
+        if maintype != "text":
+            raise ValueError("attachments are text files")
+        message.add_attachment(text, subtype=subtype, filename=filename)
     # After the body: set_content() drops every Content-* header set before it.
     message["Content-Language"] = mail.language
     return message

@@ -29,6 +29,7 @@ CHOICE_SALT = "guichet-solidarity-choice"
 SUBJECTS = {
     "late_payment_refunded": N_("Your payment for %(title)s is refunded (order %(code)s)"),
     "event_cancelled": N_("%(title)s is cancelled: refund or solidarity ticket (order %(code)s)"),
+    "refund_confirmed": N_("Your refund for %(title)s (order %(code)s)"),
 }
 
 
@@ -87,6 +88,18 @@ def render_event_cancelled(session: Session, refund_id: uuid.UUID) -> OutgoingMa
         return None
     link = external_url("payments.solidarity_choice", token=choice_token(refund.id))
     return _buyer_mail(session, refund.order, "event_cancelled", link=link, due_at=refund.due_at)
+
+
+def render_refund_confirmed(session: Session, refund_id: uuid.UUID) -> OutgoingMail | None:
+    """How much comes back and when: every refund that sends money, whoever decided it.
+
+    The money reaches the card after the provider's and the bank's delays, which Guichet
+    does not see; the mail says what they usually are.
+    """
+    refund = session.get(Refund, refund_id)
+    if refund is None or refund.amount_cents == 0 or refund.status == "failed":
+        return None
+    return _buyer_mail(session, refund.order, "refund_confirmed", refund=refund)
 
 
 def send_refunds(refund_ids: list[uuid.UUID], now: dt.datetime) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from ticketing.checkout.models import Order
 from ticketing.checkout.orders import find_order
 from ticketing.checkout.routes import order_recorded_page
 from ticketing.checkout.settlement import cancel_order, pay_order
-from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.errors import Conflict, Forbidden, GuichetError, Invalid, NotFound
 from ticketing.extensions import csrf, db, limiter
 from ticketing.mail.queue import send_queued_mail_now
 from ticketing.models import utcnow
@@ -22,6 +24,7 @@ from ticketing.payments.services import (
     handle_event,
     record_checkout_session,
     refund_cutoff,
+    refund_refusal,
     request_refund,
 )
 from ticketing.payments.stripe import StripeProvider, WebhookRejected
@@ -143,16 +146,28 @@ def solidarity_decide(token: str) -> str | tuple[str, int]:
         page = render_template("payments/choose.html", refund=refund, order=refund.order, now=now, errors=error.errors)
         return page, 422
     send_refunds([refund.id], now)
+    send_queued_mail_now(db.session)
     refund = _refund_from(token)
     return render_template("payments/choose.html", refund=refund, order=refund.order, now=now, errors={})
+
+
+def _refund_page(order: Order, token: str, now: dt.datetime, refusal: GuichetError | None, refused_now: bool) -> str:
+    return render_template(
+        "payments/refund.html",
+        order=order,
+        token=token,
+        cutoff=refund_cutoff(order),
+        now=now,
+        refusal=refusal,
+        refused_now=refused_now,
+    )
 
 
 @bp.get("/orders/<code>/<token>/refund")
 def refund_page(code: str, token: str) -> str:
     order = find_order(db.session, code, token)
-    return render_template(
-        "payments/refund.html", order=order, token=token, cutoff=refund_cutoff(order), now=utcnow(), error=None
-    )
+    now = utcnow()
+    return _refund_page(order, token, now, refund_refusal(order, now), refused_now=False)
 
 
 @bp.post("/orders/<code>/<token>/refund")
@@ -166,9 +181,7 @@ def refund_order(code: str, token: str) -> Response | tuple[str, int]:
         refund = request_refund(db.session, order.id, now)
     except (Conflict, Forbidden) as error:
         order = find_order(db.session, code, token)
-        page = render_template(
-            "payments/refund.html", order=order, token=token, cutoff=refund_cutoff(order), now=now, error=error.message
-        )
-        return page, error.status
+        return _refund_page(order, token, now, error, refused_now=True), error.status
     send_refunds([refund.id], now)
+    send_queued_mail_now(db.session)
     return redirect(order_page, code=303)

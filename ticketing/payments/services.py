@@ -30,7 +30,7 @@ from ticketing.checkout.settlement import (
     load_order_for_payment,
     settle_loaded_order,
 )
-from ticketing.errors import Conflict, Forbidden, Invalid, NotFound
+from ticketing.errors import Conflict, Forbidden, GuichetError, Invalid, NotFound
 from ticketing.mail.queue import enqueue_mail
 from ticketing.models import begin_write, insert_unless_present
 from ticketing.payments.models import PaymentEvent, Refund
@@ -46,6 +46,7 @@ CHOICES = ("refund", "donate_price", "donate_all")
 # Mail kinds (see ticketing/mail/queue.py): their subject is the order, and the refund.
 LATE_PAYMENT_REFUNDED_MAIL = "late_payment_refunded"
 EVENT_CANCELLED_MAIL = "event_cancelled"
+REFUND_CONFIRMED_MAIL = "refund_confirmed"
 
 
 class Refunder(Protocol):
@@ -451,6 +452,8 @@ def _settle_refund(session: Session, refund: Refund, order: Order, amount: int, 
     refund.decided_at = now
     if amount == 0:
         refund.completed_at = now
+    else:
+        enqueue_mail(session, REFUND_CONFIRMED_MAIL, refund.id, now)
     order.status = "refunded" if amount == order.total_cents else "donated" if amount == 0 else "part_refunded"
     order.closed_at = now
 
@@ -485,10 +488,25 @@ def refunds_to_send(session: Session) -> list[uuid.UUID]:
 
 def refund_cutoff(order: Order) -> dt.datetime | None:
     """Until when the buyer may ask for a refund: the strictest of the order's ticket types."""
-    hours = [line.ticket_type.refundable_until_hours for line in order.lines]
-    if not hours or any(h is None for h in hours):
-        return None
-    return order.event.starts_at - dt.timedelta(hours=max(h for h in hours if h is not None))
+    return order.refund_cutoff
+
+
+def refund_refusal(order: Order, now: dt.datetime) -> GuichetError | None:
+    """Why this order cannot be refunded at the buyer's request now, or None if it can.
+
+    The refund page asks before it offers the button, and ``request_refund`` asks again
+    in its transaction: a refused refund is never offered again.
+    """
+    cutoff = order.refund_cutoff
+    if order.status != "paid":
+        return Conflict(_("Only a paid order can be refunded."), code="not_refundable")
+    if cutoff is None:
+        return Forbidden(_("These tickets cannot be refunded."), code="not_refundable")
+    if now > cutoff:
+        return Conflict(_("The time for refunds on these tickets is over."), code="refund_closed")
+    if any(ticket.checked_in_at is not None for ticket in order.tickets):
+        return Conflict(_("A ticket of this order was already used."), code="ticket_used")
+    return None
 
 
 def request_refund(session: Session, order_id: uuid.UUID, now: dt.datetime) -> Refund:
@@ -501,19 +519,10 @@ def request_refund(session: Session, order_id: uuid.UUID, now: dt.datetime) -> R
     if order is None:
         session.rollback()
         raise NotFound(_("No such order."))
-    cutoff = refund_cutoff(order)
-    if order.status != "paid":
+    refusal = refund_refusal(order, now)
+    if refusal is not None:
         session.rollback()
-        raise Conflict(_("Only a paid order can be refunded."), code="not_refundable")
-    if cutoff is None:
-        session.rollback()
-        raise Forbidden(_("These tickets cannot be refunded."), code="not_refundable")
-    if now > cutoff:
-        session.rollback()
-        raise Conflict(_("The time for refunds on these tickets is over."), code="refund_closed")
-    if any(ticket.checked_in_at is not None for ticket in order.tickets):
-        session.rollback()
-        raise Conflict(_("A ticket of this order was already used."), code="ticket_used")
+        raise refusal
     claimed = session.execute(
         update(Order)
         .where(Order.id == order.id, Order.status == "paid")
@@ -526,6 +535,8 @@ def request_refund(session: Session, order_id: uuid.UUID, now: dt.datetime) -> R
     _void_and_restock(session, order.id)
     status = "pending" if order.total_cents > 0 else "succeeded"
     refund_id = _create_refund(session, order, "buyer_request", order.total_cents, now, status=status)
+    if order.total_cents > 0:
+        enqueue_mail(session, REFUND_CONFIRMED_MAIL, refund_id, now)
     session.commit()
     log.info("order %s refunded at the buyer's request", order.code)
     refund = session.get(Refund, refund_id)

@@ -15,13 +15,17 @@ from ticketing.checkout.models import Ticket
 from ticketing.checkout.ticket_links import register_ticket_link
 from ticketing.crypto.stream import stream_keys
 from ticketing.extensions import csrf, limiter
-from ticketing.stream.services import StreamPolicy, stream_link_token
+from ticketing.stream.services import StreamPolicy, stream_link_token, stream_window
 from ticketing.web import external_url
 
 
 def watch_link(ticket: Ticket) -> str | None:
     token = stream_link_token(current_app.extensions["guichet.stream_keys"], ticket)
     return external_url("stream.watch_page", token=token) if token else None
+
+
+def watch_link_opens_at(ticket: Ticket) -> dt.datetime:
+    return stream_window(ticket.order.event, current_app.extensions["guichet.stream_policy"])[0]
 
 
 def init_app(app: Flask) -> None:
@@ -44,4 +48,4 @@ def init_app(app: Flask) -> None:
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
     limiter.exempt(stream_gate)
-    register_ticket_link(app, "watch", watch_link)
+    register_ticket_link(app, "watch", watch_link, opens_at=watch_link_opens_at)

@@ -1,13 +1,26 @@
 """The compact signed payload a ticket's QR code holds.
 
-Layout (version 1), then RFC 4648 base32, upper case, without padding, so that the QR
-code uses alphanumeric mode (5.5 bits per character instead of 8) and stays small:
+Layout (version 1):
 
     version (1 byte) | key id length (1) | key id (ASCII) | event id (16) |
     ticket id (16) | ticket type id (16) | Ed25519 signature (64)
 
 The signature covers ``b"GUICHET-TICKET|"`` followed by every byte before it. Nothing in
-it names a person. This module needs only ``ticketing.crypto`` (and so the
+it names a person.
+
+Those bytes travel as text, in one of two spellings of the same bytes:
+
+- decimal (what Guichet writes): the bytes read as one big-endian number, written in
+  base 10 with exactly as many digits as the largest number of that many bytes has. A QR
+  code stores digits in numeric mode at 3.33 bits each, almost as tightly as raw bytes
+  (8.03 bits a byte against 8): 292 digits for a 7-character key id, a version 7 code
+  (45 modules a side) at level M, where base32 needed version 8 (49). Unlike a binary
+  QR code, digits survive every reader unchanged (``BarcodeDetector`` hands back text,
+  keyboard-wedge scanners type it).
+- RFC 4648 base32, upper case, unpadded: what tickets mailed before carry; still read.
+
+A code of digits only is decimal; anything else is read as base32 (whose version 1
+codes start with "A"). This module needs only ``ticketing.crypto`` (and so the
 ``cryptography`` package): other scanner software can copy it, or call
 ``verify_ticket_code(code, public_key)``.
 """
@@ -29,6 +42,10 @@ MAX_KEY_ID = 32
 SIGNATURE_BYTES = 64
 MAX_CODE_LENGTH = 400
 _BASE32_TEXT = re.compile(r"[A-Z2-7]+")
+_DECIMAL_TEXT = re.compile(r"[0-9]+")
+# The longest payload: a 32-character key id. Digits -> byte count, for every length up to it.
+_MAX_PAYLOAD_BYTES = 2 + MAX_KEY_ID + 48 + SIGNATURE_BYTES
+_BYTES_FOR_DIGITS = {len(str(256**size - 1)): size for size in range(1, _MAX_PAYLOAD_BYTES + 1)}
 _TO_BASE32HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
 
 
@@ -66,18 +83,45 @@ def encode_ticket(keyring: KeyRing, event_id: uuid.UUID, ticket_id: uuid.UUID, t
         raise ValueError("a signing key id has 1 to 32 ASCII characters")
     body = bytes([VERSION, len(raw_key_id)]) + raw_key_id + event_id.bytes + ticket_id.bytes + ticket_type_id.bytes
     signature = sign_ticket(keyring.signing_key, CONTEXT + body)
-    return base64.b32encode(body + signature).decode("ascii").rstrip("=")
+    return decimal_text(body + signature)
 
 
-def _decode_base32(code: str) -> bytes:
+def decimal_text(raw: bytes) -> str:
+    """The decimal spelling of a payload's bytes (see the module's docstring)."""
+    return str(int.from_bytes(raw, "big")).zfill(len(str(256 ** len(raw) - 1)))
+
+
+def base32_text(raw: bytes) -> str:
+    """The base32 spelling, as tickets were written before the decimal one."""
+    return base64.b32encode(raw).decode("ascii").rstrip("=")
+
+
+def _decode_decimal(text: str) -> bytes:
+    """Exactly the digit count of its byte count, so one code means one ticket."""
+    size = _BYTES_FOR_DIGITS.get(len(text))
+    value = int(text)
+    if size is None or value >= 256**size:
+        raise InvalidPayload("unreadable")
+    return value.to_bytes(size, "big")
+
+
+def _decode_text(code: str) -> bytes:
+    text = code.strip().upper()
+    if not text or len(text) > MAX_CODE_LENGTH:
+        raise InvalidPayload("unreadable")
+    if _DECIMAL_TEXT.fullmatch(text):
+        return _decode_decimal(text)
+    return _decode_base32(text)
+
+
+def _decode_base32(text: str) -> bytes:
     """RFC 4648 base32 without padding, strictly.
 
     Python's ``int(text, 32)`` reads base32hex digits in C, several times faster than
     ``base64.b32decode`` (pure Python): offline doors and other scanners verify codes in
     bulk, so the alphabet is translated rather than decoded character by character.
     """
-    text = code.strip().upper()
-    if not text or len(text) > MAX_CODE_LENGTH or not _BASE32_TEXT.fullmatch(text):
+    if not _BASE32_TEXT.fullmatch(text):
         raise InvalidPayload("unreadable")
     length = len(text) * 5 // 8
     spare_bits = len(text) * 5 - length * 8
@@ -91,7 +135,7 @@ def _decode_base32(code: str) -> bytes:
 
 def read_ticket(code: str) -> tuple[TicketClaims, bytes, bytes]:
     """Parse without verifying: the claims, the signed message, the signature."""
-    raw = _decode_base32(code)
+    raw = _decode_text(code)
     if len(raw) < 2 or raw[0] != VERSION:
         raise InvalidPayload("unreadable")
     key_id_length = raw[1]

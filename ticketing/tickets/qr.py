@@ -7,23 +7,41 @@ import io
 import segno
 from markupsafe import Markup
 
+# The quiet zone ISO/IEC 18004 asks for around a QR code, in modules. It is part of the
+# image (drawn light, in every colour scheme), so no layout can eat it.
+QUIET_ZONE = 4
+
 
 def _qr(payload: str) -> segno.QRCode:
-    # Level M survives a scratched or cracked screen; the payload is upper-case base32,
-    # so segno picks alphanumeric mode.
+    # Level M survives a scratched or cracked screen; the payload is digits, so segno
+    # picks numeric mode (see tickets.payload).
     return segno.make_qr(payload, error="m", boost_error=False)
 
 
 def qr_svg(payload: str, title: str) -> Markup:
-    """An inline ``<svg>`` element: no request, no inline script, allowed by the CSP."""
+    """An inline ``<svg>`` element: no request, no inline script, allowed by the CSP.
+
+    It has a ``viewBox`` and no size of its own, so it scales to its container (CSS sets
+    the width) instead of being cropped by it; ``role="img"`` and its ``<title>`` name it.
+    """
     out = io.BytesIO()
     _qr(payload).save(
-        out, kind="svg", scale=4, border=4, xmldecl=False, svgns=False, title=title, svgclass="qr", lineclass=None
+        out,
+        kind="svg",
+        border=QUIET_ZONE,
+        xmldecl=False,
+        svgns=False,
+        title=title,
+        svgclass="qr",
+        lineclass=None,
+        omitsize=True,
+        light="#fff",
     )
-    return Markup(out.getvalue().decode("utf-8"))  # noqa: S704 - segno's own markup, the title is escaped by segno
+    svg = out.getvalue().decode("utf-8").replace("<svg ", '<svg role="img" ', 1)
+    return Markup(svg)  # noqa: S704 - segno's own markup, the title is escaped by segno
 
 
 def qr_png(payload: str) -> bytes:
     out = io.BytesIO()
-    _qr(payload).save(out, kind="png", scale=6, border=4)
+    _qr(payload).save(out, kind="png", scale=6, border=QUIET_ZONE)
     return out.getvalue()
