@@ -18,6 +18,7 @@ from ticketing.privacy.vault import email_indexes, find_person_ids, read_person
 
 def _insert_at_0006(table: str, **values) -> None:
     """Write a row with the columns revision 0006 has; today's models have columns it lacks."""
+
     def column(name, value):
         if isinstance(value, uuid.UUID):
             return sa.column(name, sa.Uuid())
