@@ -3,15 +3,19 @@ complete, compiled, and in step with the strings in the code and templates."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.frontend import ExtractMessages
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask_babel import force_locale
 
 from tests.conftest import make_event, post_form
+from ticketing.display import local_time
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = PROJECT_ROOT / "ticketing" / "translations"
@@ -158,6 +162,22 @@ def test_money_is_written_the_french_way_on_a_french_page(app, client):
     assert "15,00 €" in french
     assert "1,50 € de frais de service" in french
     assert "€15.00" in english
+
+
+@pytest.mark.parametrize(
+    ("zone", "locale", "expected"),
+    [
+        ("Europe/Paris", "en", "20:00, Paris time"),
+        ("Europe/Paris", "fr", "20:00, heure locale à Paris"),
+        # "heure de Amsterdam" would need an elision; the phrasing needs none for any city.
+        ("Europe/Amsterdam", "fr", "20:00, heure locale à Amsterdam"),
+        ("Europe/Brussels", "fr", "20:00, heure locale à Bruxelles"),
+    ],
+)
+def test_times_are_named_by_the_events_city_in_the_readers_language(app, zone, locale, expected):
+    starts = dt.datetime(2027, 1, 15, 20, 0, tzinfo=ZoneInfo(zone))
+    with app.test_request_context(), force_locale(locale):
+        assert local_time(starts.astimezone(dt.UTC), zone, "time") == expected
 
 
 def test_buy_form_errors_are_in_french_for_a_french_reader(app, client):

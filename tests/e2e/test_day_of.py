@@ -116,8 +116,8 @@ def test_tickets_mail_names_organiser_event_venue_and_doors_in_both_parts_and_pa
     for part in (shown, text):
         assert "organisé par Salle Test" in part
         assert "Lieu\u00a0: Salle Test, 1 rue du Test, 31000 Toulouse" in part
-        assert re.search(r"Ouverture des portes\u00a0: \d\d:\d\d, heure de Paris", part)
-        assert re.search(r"Début\u00a0: \w+ \d+ \w+ \d{4}, \d\d:\d\d, heure de Paris", part)
+        assert re.search(r"Ouverture des portes\u00a0: \d\d:\d\d, heure locale à Paris", part)
+        assert re.search(r"Début\u00a0: \w+ \d+ \w+ \d{4}, \d\d:\d\d, heure locale à Paris", part)
     assert [p.get_filename() for p in mail.walk() if p.get_content_type() == "text/calendar"] == ["event.ics"]
     assert_fits_width(page, "mail")
     assert_accessible(page, "tickets mail")

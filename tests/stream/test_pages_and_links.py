@@ -420,5 +420,5 @@ def test_watch_page_speaks_french(app, client):
 
     page = client.get(f"/watch/{ticket.token}", headers={"Accept-Language": "fr"}).get_data(as_text=True)
 
-    assert "La diffusion ouvre le" in page and "heure de Paris" in page
+    assert "La diffusion ouvre le" in page and "heure locale à Paris" in page
     assert 'data-msg-opens-in="La diffusion ouvre dans {countdown}, à ' in page
